@@ -11,16 +11,22 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-#: command name -> (module, config class). Each module has ``main(config) -> int | None``.
-COMMANDS: dict[str, tuple[str, str]] = {
+#: command name -> (module, config class[, entry function; default ``main``]).
+#: The entry function takes the parsed config and returns an exit status (or None for 0).
+COMMANDS: dict[str, tuple[str, ...]] = {
     "run": ("polaris.pipeline", "RunConfig"),
+    "profile": ("polaris.commands", "ProfileConfig", "profile_main"),
+    "temperature": ("polaris.commands", "TemperatureConfig", "temperature_main"),
+    "train": ("polaris.commands", "TrainConfig", "train_main"),
+    "eval": ("polaris.evaluate", "EvalConfig"),
+    "report": ("polaris.report", "ReportConfig"),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     import tyro
 
-    configs = {name: getattr(importlib.import_module(mod), cls) for name, (mod, cls) in COMMANDS.items()}
+    configs = {name: getattr(importlib.import_module(spec[0]), spec[1]) for name, spec in COMMANDS.items()}
     config = tyro.extras.subcommand_cli_from_dict(
         configs,
         prog="polaris",
@@ -28,7 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args=list(argv) if argv is not None else None,
     )
     name = next(n for n, c in configs.items() if isinstance(config, c))
-    result = importlib.import_module(COMMANDS[name][0]).main(config)
+    spec = COMMANDS[name]
+    entry = spec[2] if len(spec) > 2 else "main"
+    result = getattr(importlib.import_module(spec[0]), entry)(config)
     return int(result or 0)
 
 

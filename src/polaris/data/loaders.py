@@ -230,6 +230,11 @@ def write_problems(problems: Iterable[Problem], path: str | os.PathLike[str]) ->
 
     path = Path(path)
     rows = [p.to_row() for p in problems]
+    if len({isinstance(r["reward_model"]["ground_truth"], list) for r in rows}) > 1:
+        # one parquet column has one type: with any list of alternatives, every answer is a list
+        for r in rows:
+            gt = r["reward_model"]["ground_truth"]
+            r["reward_model"]["ground_truth"] = gt if isinstance(gt, list) else [gt]
     with atomic_path(path) as tmp:
         pq.write_table(pa.Table.from_pylist(rows), tmp)
     return path

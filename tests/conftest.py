@@ -1,0 +1,54 @@
+"""Shared fixtures. Everything runs offline; heavy fixtures are built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("POLARIS_QUIET", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO.parent / "shared" / "data" / "polaris-benchmarks"
+
+
+@pytest.fixture(scope="session")
+def benchmark_dir() -> Path:
+    if not BENCHMARKS.is_dir():
+        pytest.skip(f"reference benchmark files not found at {BENCHMARKS}")
+    return BENCHMARKS
+
+TEST_RECIPE = """\
+name: tiny-test
+seed: 0
+model: {path: "builtin:tiny"}
+warm_start: {steps: 450, planned_steps: 950, batch_size: 64, learning_rate: 3.0e-3, levels: [1, 2, 3, 4, 5, 6]}
+data:
+  train: "builtin:arith-train"
+  tiny: {seed: 0, train_size: 96, test_size: 48, levels: [1, 2, 3, 4, 5, 6]}
+profile: {k: 8}
+temperature_search: {grid: [0.8, 1.0, 1.2], problems: 16, n: 4, accuracy_tolerance: 0.05, stage_step: 0.05,
+                     stage_max_increase: 0.1}
+train: {batch_prompts: 6, rollouts: 4, learning_rate: 1.0e-4, save_steps: 2}
+stages:
+  - {steps: 3, max_response_tokens: 80, temperature: search}
+  - {steps: 2, max_response_tokens: 96, temperature: search}
+eval: {benchmarks: ["builtin:arith-test"], k: 4, max_new_tokens: 96}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole pipeline on a reduced budget, through the real CLI, once per session."""
+    from polaris.cli import main
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    recipe = root / "tiny-test.yaml"
+    recipe.write_text(TEST_RECIPE, encoding="utf-8")
+    assert main(["run", str(recipe), "--run-dir", str(root / "run")]) == 0
+    return root / "run"

@@ -1,0 +1,53 @@
+"""The tiny model and tokenizer: built locally, saved as a standard HF folder, reloaded offline."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from polaris.data import arith, build_messages
+from polaris.generation import SamplingParams, chat_prompts, generate
+from polaris.models.tiny import build_model, build_tokenizer, save, tokenizer_corpus
+
+
+def make_tiny(path):
+    sample = arith.generate(random.Random(0), 300, [1, 2, 3])
+    tok = build_tokenizer(tokenizer_corpus([build_messages(p.question) for p in sample], [p.solution for p in sample]))
+    model = build_model(tok)
+    save(model, tok, path)
+    return model, tok
+
+
+def test_saved_folder_reloads_offline_and_generates(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tok = make_tiny(tmp_path / "tiny")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model2 = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny")
+    tok2 = AutoTokenizer.from_pretrained(tmp_path / "tiny")
+    assert type(model2).__name__ == "Qwen3ForCausalLM"
+    assert 300 <= sum(p.numel() for p in model2.parameters()) / 1000 <= 700  # ~0.5M parameters
+    ids = tok2("<think>\n12+3=15\n</think>\n\\boxed{15}").input_ids
+    assert tok2.decode(ids, skip_special_tokens=True) == "<think>\n12+3=15\n</think>\n\\boxed{15}"
+    assert tok2.convert_ids_to_tokens(tok2("123").input_ids) == ["1", "2", "3"]  # digits stay single
+    x = torch.tensor([ids])
+    assert torch.allclose(model(x).logits, model2(x).logits)
+    prompts = chat_prompts(tok2, [build_messages("Compute 1+2.")])
+    out = generate(model2, tok2, prompts, SamplingParams(n=3, temperature=1.0, max_new_tokens=12, seed=1))
+    assert len(out) == 1 and len(out[0]) == 3
+    for c in out[0]:
+        assert 1 <= len(c.token_ids) <= 12
+        assert c.truncated == (tok2.eos_token_id not in c.token_ids)
+    again = generate(model2, tok2, prompts, SamplingParams(n=3, temperature=1.0, max_new_tokens=12, seed=1))
+    assert [c.token_ids for c in again[0]] == [c.token_ids for c in out[0]]  # seeded
+
+
+def test_chat_template_and_think_tokens(tmp_path):
+    _, tok = make_tiny(tmp_path / "tiny")
+    text = tok.apply_chat_template(build_messages("Compute 1+2."), tokenize=False, add_generation_prompt=True)
+    assert text.startswith("<|im_start|>user\nCompute 1+2. Let's think step by step")
+    assert text.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    think = tok.convert_tokens_to_ids("</think>")
+    assert tok("</think>").input_ids == [think]
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>" and tok.padding_side == "left"

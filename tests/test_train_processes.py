@@ -1,0 +1,69 @@
+"""``polaris train`` as users run it: under ``accelerate launch`` with 2 CPU processes (gloo), and
+killed with SIGKILL mid-stage then resumed by the same command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from polaris.io import read_jsonl
+
+BIN = Path(sys.executable).parent
+
+
+def train_args(run: Path, out: Path, steps: int, save_steps: int) -> list[str]:
+    return ["train", str(run / "models" / "base"), "--data", str(run / "data" / "arith-train.parquet"),
+            "--out", str(out), "--steps", str(steps), "--batch-prompts", "4", "--rollouts", "4",
+            "--max-response-tokens", "64", "--learning-rate", "1e-4", "--save-steps", str(save_steps)]
+
+
+def env(threads: int) -> dict[str, str]:
+    return {**os.environ, "POLARIS_QUIET": "1", "POLARIS_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
+
+
+def test_two_processes_make_the_same_recipe_decisions(tiny_run, tmp_path):
+    out = tmp_path / "dist"
+    cmd = [str(BIN / "accelerate"), "launch", "--num_processes", "2", "--cpu", "--main_process_port", "29517",
+           "-m", "polaris.cli", *train_args(tiny_run, out, steps=3, save_steps=10)]
+    done = subprocess.run(cmd, env=env(1), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rank0 = read_jsonl(out / "work" / "decisions-rank0.jsonl")
+    rank1 = read_jsonl(out / "work" / "decisions-rank1.jsonl")
+    assert [r["step"] for r in rank0] == [1, 2, 3]
+    strip = [{k: v for k, v in r.items() if k != "rank"} for r in rank0]
+    assert strip == [{k: v for k, v in r.items() if k != "rank"} for r in rank1]
+    # every batch has 4 groups of 4 rollouts, split over both ranks
+    assert all(len(r["groups"]) == 4 and all(len(g[2]) == 4 for g in r["groups"]) for r in rank0)
+    assert (out / "model" / "model.safetensors").exists()
+    assert [r["step"] for r in read_jsonl(out / "logs" / "metrics.jsonl")] == [1, 2, 3]
+
+
+def test_sigkill_mid_stage_then_resume(tiny_run, tmp_path):
+    out = tmp_path / "resume"
+    cmd = [str(BIN / "polaris"), *train_args(tiny_run, out, steps=6, save_steps=2)]
+    proc = subprocess.Popen(cmd, env=env(2), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    marker = out / "work" / "checkpoint-2" / "polaris_state.json"
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = [r["step"] for r in read_jsonl(out / "logs" / "metrics.jsonl")]
+    assert 2 <= max(killed_at) < 6
+    done = subprocess.run(cmd, env=env(2), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [r["step"] for r in read_jsonl(out / "logs" / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in read_jsonl(out / "work" / "decisions-rank0.jsonl")] == [1, 2, 3, 4, 5, 6]
+    steps = {(r["stage"], r["step"]) for r in read_jsonl(out / "logs" / "difficulty.jsonl")}
+    assert steps == {(1, s) for s in range(1, 7)}
+    state = json.loads((out / "work" / "checkpoint-6" / "polaris_state.json").read_text())
+    assert state["stage"] == 1 and "store" in state
+    assert (out / "model" / "model.safetensors").exists()

@@ -1,0 +1,71 @@
+"""The TRL internals the adapter relies on (``polaris.train.grpo``), pinned to TRL 1.16.0.
+
+If one of these fails after a TRL upgrade, read the adapter's module docstring and the new
+TRL source before changing anything: the adapter replaces ``_generate``'s outputs, provides the
+rewards through a reward function, overwrites ``advantages`` and skips ``compute_loss``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import trl
+from trl import GRPOConfig, GRPOTrainer
+
+
+def source(fn) -> str:
+    return inspect.getsource(fn)
+
+
+def test_pinned_version():
+    assert trl.__version__ == "1.16.0"
+
+
+def test_generate_returns_the_eight_fields_in_order():
+    assert list(inspect.signature(GRPOTrainer._generate).parameters) == ["self", "prompts"]
+    assert "return prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images" in (
+        source(GRPOTrainer._generate)
+    )
+
+
+def test_generate_and_score_uses_generate_then_rewards_then_advantages():
+    assert list(inspect.signature(GRPOTrainer._generate_and_score_completions).parameters) == ["self", "inputs"]
+    src = source(GRPOTrainer._generate_and_score_completions)
+    gen, rewards, adv = src.index("= self._generate(prompts)"), src.index("self._calculate_rewards("), src.index(
+        '"advantages": advantages'
+    )
+    assert gen < rewards < adv
+    # rewards are gathered over processes in process order, and each rank keeps its slice
+    assert "self.accelerator.process_index * len(prompts)" in src
+    assert "rewards.view(-1, num_generations)" in src  # groups are consecutive runs of n
+
+
+def test_reward_functions_receive_prompts_and_completions():
+    src = source(GRPOTrainer._calculate_rewards)
+    assert "prompts=prompts, completions=completions" in src
+    assert "rewards_per_func = gather(rewards_per_func)" in src
+
+
+def test_compute_loss_signature_and_objective():
+    params = list(inspect.signature(GRPOTrainer.compute_loss).parameters)
+    assert params == ["self", "model", "inputs", "return_outputs", "num_items_in_batch"]
+    loss = source(GRPOTrainer._compute_loss)
+    assert "torch.clamp(coef_1, 1 - self.epsilon_low, 1 + self.epsilon_high)" in loss
+    assert "coef_1 = torch.clamp(coef_1, max=self.args.delta)" in loss  # the dual-clip cap
+    assert 'self.loss_type in ["cispo", "dapo", "vespo"]' in loss  # dapo = token mean over the batch
+    init = source(GRPOTrainer.__init__)
+    assert "temperature=self.temperature" in init  # log-probs on logits / T
+
+
+def test_config_fields_exist():
+    config = GRPOConfig(output_dir="/tmp/unused", loss_type="dapo", epsilon=0.2, epsilon_high=0.28, delta=3.0,
+                        beta=0.0, steps_per_generation=1, num_iterations=1, num_generations=8,
+                        per_device_train_batch_size=8, scale_rewards="group", use_cpu=True, report_to=[])
+    assert (config.epsilon, config.epsilon_high, config.delta, config.beta) == (0.2, 0.28, 3.0, 0.0)
+    assert config.top_k == 0 and config.top_p == 1.0
+
+
+def test_prepare_inputs_generates_once_per_step():
+    src = source(GRPOTrainer._prepare_inputs)
+    assert "generate_every = self.args.steps_per_generation * self.num_iterations" in src
+    assert "self._generate_and_score_completions(generation_batch)" in src
