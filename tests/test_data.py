@@ -120,7 +120,7 @@ def test_unknown_layout_and_bad_json(tmp_path):
         load_problems(_write_jsonl(tmp_path / "x.jsonl", [{"question": "q", "solution": "s"}]))
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"problem": "q", "answer": "1"}\n{"problem": \n', encoding="utf-8")
-    with pytest.raises(DataError, match="row 1.*not valid JSON"):
+    with pytest.raises(DataError, match=r"row 1.*not valid JSON"):
         load_problems(broken)
     with pytest.raises(FileNotFoundError):
         load_problems(tmp_path / "missing.parquet")
@@ -128,7 +128,7 @@ def test_unknown_layout_and_bad_json(tmp_path):
 
 def test_hub_id_offline_says_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DataError, match="offline.*local parquet or jsonl"):
+    with pytest.raises(DataError, match=r"offline.*local parquet or jsonl"):
         load_problems("POLARIS-Project/Polaris-Dataset-53K")
 
 

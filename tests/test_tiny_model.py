@@ -21,7 +21,7 @@ def make_tiny(path):
 
 def test_saved_folder_reloads_offline_and_generates(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model, tok = make_tiny(tmp_path / "tiny")
+    model, _ = make_tiny(tmp_path / "tiny")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model2 = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny")

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "train": ("polaris.commands", "TrainConfig", "train_main"),
     "eval": ("polaris.evaluate", "EvalConfig"),
     "report": ("polaris.report", "ReportConfig"),
+    "grade": ("polaris.grade", "GradeConfig"),
 }
 
 

@@ -324,6 +324,14 @@ def train_step(run: RunDir, stage: int) -> dict[str, Any]:
     )
 
 
+def report_step(run: RunDir) -> dict[str, Any]:
+    from polaris.report import write_report
+
+    path = write_report(run.path)
+    log(f"[polaris] report: {path}")
+    return {"report": str(path.relative_to(run.path))}
+
+
 def run_recipe(recipe_path: str | Path, run_dir: str | Path | None = None) -> RunDir:
     from polaris.models.loading import set_threads
 
@@ -344,6 +352,7 @@ def run_recipe(recipe_path: str | Path, run_dir: str | Path | None = None) -> Ru
         run.step(f"train:{k}", lambda k=k: train_step(run, k))
         if recipe.builtin_model:
             run.step(f"eval:stage-{k}", lambda k=k: evaluate_stage(run, f"stage-{k}"))
+    run.step("report", lambda: report_step(run))
     log(f"[polaris] finished: {run.summary_path}")
     return run
 

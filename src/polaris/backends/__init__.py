@@ -1,0 +1,93 @@
+"""Generation backends for evaluation: one signature, chosen by name.
+
+A backend turns prompt token ids (already through the chat template) into ``n`` sampled
+completions each, as :class:`polaris.generation.Completion` records: the text (special tokens
+removed), the token ids and whether the completion hit ``max_new_tokens`` without EOS.
+
+- ``transformers`` — any HF causal LM on CPU or GPU; batched ``generate`` with KV cache, left
+  padding, stop at EOS (:func:`polaris.generation.generate`).
+- ``vllm`` — GPU only, the ``[vllm]`` extra (``pip install 'polaris-rl[vllm]'``, vLLM 0.31). The
+  translation of our settings into vLLM's arguments is pure and tested without vLLM
+  (:mod:`polaris.backends.vllm_backend`).
+
+Both apply YaRN (:mod:`polaris.models.yarn`) to the loaded copy only, never to the model folder.
+Every backend factory has the signature ``(model_path, options) -> Backend``; an unknown name
+fails with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from polaris.generation import Completion, SamplingParams
+from polaris.models.yarn import YarnSettings
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be used here; the message says what to install or change."""
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """How to load a model into a backend (all backends take the same options)."""
+
+    dtype: str = "float32"
+    device: str | None = None
+    yarn: YarnSettings | None = None
+    seed: int = 0
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+
+
+class Backend(Protocol):
+    name: str
+    tokenizer: Any
+
+    def generate(
+        self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *, batch_size: int, desc: str | None
+    ) -> list[list[Completion]]:
+        """``params.n`` completions per prompt, in prompt order."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What was loaded (backend, model, dtype, context, YaRN) for the summary."""
+        ...
+
+
+BackendFactory = Callable[[str, BackendOptions], Backend]
+
+
+def _transformers(model_path: str, options: BackendOptions) -> Backend:
+    from polaris.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend.load(model_path, options)
+
+
+def _vllm(model_path: str, options: BackendOptions) -> Backend:
+    from polaris.backends.vllm_backend import VLLMBackend
+
+    return VLLMBackend.load(model_path, options)
+
+
+#: Backend name -> factory ``(model_path, options) -> Backend``.
+BACKENDS: dict[str, BackendFactory] = {
+    "transformers": _transformers,
+    "vllm": _vllm,
+}
+
+
+def check_backend(name: str) -> str:
+    """``name`` if it is a registered backend, else ``ValueError`` listing the valid names."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; valid backends: {sorted(BACKENDS)}")
+    return name
+
+
+def load_backend(name: str, model_path: str, options: BackendOptions | None = None) -> Backend:
+    """The model at ``model_path`` loaded into backend ``name``."""
+    return BACKENDS[check_backend(name)](str(model_path), options or BackendOptions())
+
+
+__all__ = ["BACKENDS", "Backend", "BackendError", "BackendOptions", "check_backend", "load_backend"]

@@ -1,0 +1,94 @@
+"""Generation backends: the registry, the transformers backend, and vLLM's argument translation."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import importlib.util
+import random
+from pathlib import Path
+
+import pytest
+
+from polaris.backends import BACKENDS, BackendError, BackendOptions, check_backend, load_backend
+from polaris.backends.vllm_backend import vllm_engine_kwargs, vllm_sampling_kwargs
+from polaris.generation import SamplingParams
+from polaris.models.yarn import YarnSettings
+
+
+def test_registry_names_and_unknown_name():
+    assert sorted(BACKENDS) == ["transformers", "vllm"]
+    assert check_backend("vllm") == "vllm"
+    with pytest.raises(ValueError, match=r"unknown backend 'sglang'; valid backends: \['transformers', 'vllm'\]"):
+        load_backend("sglang", "some/model")
+
+
+def test_vllm_sampling_translation():
+    params = SamplingParams(n=4, temperature=1.4, top_p=1.0, top_k=20, max_new_tokens=90000, seed=3)
+    assert vllm_sampling_kwargs(params) == {
+        "n": 4, "temperature": 1.4, "top_p": 1.0, "top_k": 20, "max_tokens": 90000, "seed": 3,
+        "skip_special_tokens": True,
+    }
+    # top-k off is 0 in both conventions
+    assert vllm_sampling_kwargs(SamplingParams(top_k=0))["top_k"] == 0
+    with pytest.raises(ValueError, match="extras"):
+        vllm_sampling_kwargs(SamplingParams(extra={"repetition_penalty": 1.1}))
+
+
+def test_vllm_engine_translation_with_and_without_yarn():
+    options = BackendOptions(dtype="bfloat16", seed=7, tensor_parallel_size=2)
+    plain = vllm_engine_kwargs("Qwen/Qwen3-4B", options, {"rope_theta": 1000000, "max_position_embeddings": 40960})
+    assert plain == {"model": "Qwen/Qwen3-4B", "dtype": "bfloat16", "seed": 7, "tensor_parallel_size": 2,
+                     "gpu_memory_utilization": 0.9}
+    yarn = BackendOptions(dtype="bfloat16", seed=7, tensor_parallel_size=2, yarn=YarnSettings(1.5, 40960))
+    kwargs = vllm_engine_kwargs("Qwen/Qwen3-4B", yarn, {"rope_theta": 1000000, "max_position_embeddings": 40960})
+    assert kwargs["max_model_len"] == 61440
+    assert kwargs["hf_overrides"] == {
+        "rope_parameters": {"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 1.5,
+                            "original_max_position_embeddings": 40960},
+        "max_model_len": 61440,
+    }
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_vllm_without_vllm_names_the_extra(tmp_path):
+    with pytest.raises(BackendError, match=r"pip install 'polaris-rl\[vllm\]'"):
+        load_backend("vllm", str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from polaris.data import arith
+    from polaris.data.problem import build_messages
+    from polaris.models.tiny import build_model, build_tokenizer, save, tokenizer_corpus
+
+    sample = arith.generate(random.Random(0), 100, [1, 2, 3])
+    tokenizer = build_tokenizer(tokenizer_corpus([build_messages(p.question) for p in sample],
+                                                 [p.solution for p in sample]))
+    return save(build_model(tokenizer, seed=0), tokenizer, tmp_path_factory.mktemp("backends") / "tiny")
+
+
+def test_transformers_backend_samples_n_per_prompt(tiny_model_dir: Path):
+    from polaris.data.problem import build_messages
+    from polaris.generation import chat_prompts
+
+    backend = load_backend("transformers", str(tiny_model_dir))
+    prompts = chat_prompts(backend.tokenizer, [build_messages("Compute 1+2."), build_messages("Compute 3*4-5.")])
+    out = backend.generate(prompts, SamplingParams(n=3, max_new_tokens=4, seed=1), batch_size=4, desc=None)
+    assert [len(cs) for cs in out] == [3, 3]
+    eos = backend.tokenizer.eos_token_id
+    for c in (c for cs in out for c in cs):
+        assert 1 <= len(c.token_ids) <= 4
+        assert c.truncated == (eos not in c.token_ids)
+    info = backend.describe()
+    assert info["backend"] == "transformers" and info["max_position_embeddings"] == 256
+
+
+def test_transformers_backend_applies_yarn_to_its_copy(tiny_model_dir: Path):
+    backend = load_backend("transformers", str(tiny_model_dir), BackendOptions(yarn=YarnSettings(1.5, 256)))
+    info = backend.describe()
+    assert info["rope_parameters"]["rope_type"] == "yarn"
+    assert info["max_position_embeddings"] == 384
+    assert '"rope_type": "default"' in (tiny_model_dir / "config.json").read_text()
