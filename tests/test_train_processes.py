@@ -28,7 +28,10 @@ def env(threads: int) -> dict[str, str]:
 
 def test_two_processes_make_the_same_recipe_decisions(tiny_run, tmp_path):
     out = tmp_path / "dist"
-    cmd = [str(BIN / "accelerate"), "launch", "--num_processes", "2", "--cpu", "--main_process_port", "29517",
+    # the command docs/training.md and docs/scale.md give for two CPU processes
+    from polaris.launch import accelerate_config_path
+
+    cmd = [str(BIN / "accelerate"), "launch", "--config_file", str(accelerate_config_path("cpu-2proc")),
            "-m", "polaris.cli", *train_args(tiny_run, out, steps=3, save_steps=10)]
     done = subprocess.run(cmd, env=env(1), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "eval": ("polaris.evaluate", "EvalConfig"),
     "report": ("polaris.report", "ReportConfig"),
     "grade": ("polaris.grade", "GradeConfig"),
+    "configs": ("polaris.launch", "ConfigPathConfig", "config_path_main"),
 }
 
 

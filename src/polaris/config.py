@@ -31,6 +31,9 @@ class ModelSettings:
     """Weights dtype for training and generation."""
     max_position_embeddings: int | None = None
     """Raise the model's context before a stage needs more (SPEC 3); ``None`` keeps the model's own."""
+    native_max_position_embeddings: int | None = None
+    """The model's own context length (Qwen3: 40960). With it, a stage whose prompt + response needs more
+    must raise ``max_position_embeddings`` (checked), and YaRN scales from it; ``None``: not checked."""
 
 
 @dataclass
@@ -91,6 +94,19 @@ class EvalSettings:
     """Response budget."""
     batch_size: int = 512
     """Sequences per generation batch."""
+    yarn_factor: float | None = None
+    """Real models: YaRN rope scaling factor at evaluation (SPEC 7; the paper: 1.5); ``None``: no YaRN."""
+    yarn_original_max_position_embeddings: int | None = None
+    """The context YaRN scales from; default ``model.native_max_position_embeddings`` (SPEC 7: explicit)."""
+    backend: str = "transformers"
+    """Real models: generation backend of the evaluation, ``transformers`` or ``vllm`` (GPU)."""
+    tensor_parallel_size: int = 1
+    """Real models, ``vllm`` backend: GPUs per model."""
+    paper_k: bool = True
+    """Real models: the registered benchmarks (aime24 32, aime25 32, amc23 8, minerva 4, olympiad 4; also
+    local files with those names) use the paper's k instead of ``k``."""
+    evaluate_base: bool = False
+    """Real models: also evaluate the starting model (``eval:base``); the built-in model always is."""
 
 
 @dataclass
@@ -133,6 +149,9 @@ class StageSettings:
     """Rollout temperature, or ``search``: chosen by the diversity rules of SPEC 2."""
     learning_rate: float | None = None
     """Overrides ``train.learning_rate`` for this stage."""
+    val_temperature: float | None = None
+    """Sampling temperature of the validation runs in this stage (SPEC 3; never above the training
+    temperature); ``None``: the stage's rollout temperature."""
 
 
 @dataclass
@@ -167,6 +186,18 @@ class TrainSettings:
     """Checkpoint cadence (steps); a killed run resumes from the last one."""
     generation_batch_size: int = 512
     """Sequences per ``generate`` call in profiling and searches."""
+    max_prompt_tokens: int | None = None
+    """Longest prompt in tokens (the paper: 1024). With ``max_response_tokens`` it sizes each stage's
+    context: the vLLM ``max_model_len`` and the positions the model needs. ``None``: not checked."""
+    micro_batch_sequences: int | None = None
+    """Sequences per forward/backward pass on each process; the rest of the process's share of the batch
+    is accumulated into the same single optimizer step. ``None``: the whole share in one pass."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (needed for long responses on real models)."""
+    engine: EngineSettings = field(default_factory=lambda: EngineSettings())
+    """How rollouts are generated during training: transformers, or vLLM (server or colocated)."""
+    validation: ValidationSettings = field(default_factory=lambda: ValidationSettings())
+    """Validation on a benchmark during training (off unless ``every_steps`` > 0)."""
 
 
 def _from_dict(cls: type, data: Any, where: str) -> Any:
@@ -273,12 +304,15 @@ class RecipeConfig:
     """The training stages, in order."""
     eval: EvalSettings = field(default_factory=EvalSettings)
     """Evaluation of the base model and every stage."""
+    launch: LaunchSettings = field(default_factory=lambda: LaunchSettings())
+    """How ``polaris run RECIPE --launch`` starts the run: accelerate config, processes, vLLM server GPUs."""
 
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("stages: at least one stage is needed")
         if self.train.rollouts < 2:
             raise ValueError("train.rollouts: GRPO needs at least 2 rollouts per problem")
+        check_recipe(self)
 
     @property
     def builtin_model(self) -> bool:
@@ -287,3 +321,153 @@ class RecipeConfig:
 
 def load_recipe(path: str | Path) -> RecipeConfig:
     return load_yaml_dataclass(RecipeConfig, path)
+
+
+# -- real models and scale-out (docs/scale.md) ----------------------------------------------------
+
+
+@dataclass
+class EngineSettings:
+    """How TRL generates the rollouts of a training step (``GRPOConfig`` ``use_vllm``/``vllm_*``)."""
+
+    backend: Literal["transformers", "vllm"] = "transformers"
+    """``transformers`` (``generate`` on the training processes) or ``vllm`` (GPU, the ``[vllm]`` extra)."""
+    vllm_mode: Literal["server", "colocate"] = "server"
+    """vLLM only: ``server`` (``trl vllm-serve`` on dedicated GPUs) or ``colocate`` (an engine inside
+    every training process, sharing its GPU)."""
+    vllm_host: str = "127.0.0.1"
+    """Server mode: address of the vLLM server the trainer connects to (machine 0 on several machines)."""
+    vllm_port: int = 8000
+    """Server mode: port of the vLLM server."""
+    vllm_server_timeout: float = 600.0
+    """Server mode: seconds the trainer waits for the server to come up (a large model loads slowly)."""
+    vllm_gpu_memory_utilization: float = 0.9
+    """Share of each vLLM GPU's memory vLLM may take: the server's GPUs (server mode), or each training
+    GPU (colocate mode: leave room for training, e.g. 0.35)."""
+    vllm_tensor_parallel_size: int = 1
+    """GPUs per vLLM engine (server: the server's GPUs; colocate: a group of training GPUs)."""
+    vllm_enable_sleep_mode: bool = False
+    """Colocate mode: release vLLM's memory while the optimizer runs (slower, needed for long responses)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise ValueError(
+                f"vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}"
+            )
+        if self.vllm_tensor_parallel_size < 1:
+            raise ValueError(f"vllm_tensor_parallel_size must be >= 1, got {self.vllm_tensor_parallel_size}")
+        if not 0 < self.vllm_port < 65536:
+            raise ValueError(f"vllm_port must be a TCP port (1..65535), got {self.vllm_port}")
+
+
+@dataclass
+class ValidationSettings:
+    """Validation during training: avg@k on a benchmark at the stage's ``val_temperature``."""
+
+    every_steps: int = 0
+    """Validate every N optimizer steps (the paper: 10); 0 turns validation off."""
+    benchmark: str = "aime24"
+    """A registered benchmark (aime24, ...; from the Hub), ``arith-test``, or a local file."""
+    k: int = 8
+    """Samples per problem (the paper: AIME24 avg@8)."""
+    max_new_tokens: int | None = None
+    """Response budget; default: the stage's ``max_response_tokens``."""
+    top_p: float = 1.0
+    """Nucleus sampling."""
+    top_k: int = 0
+    """Top-k sampling (0: off, as the reference's validation)."""
+    limit: int | None = None
+    """Only the first N problems of the benchmark."""
+    batch_size: int = 512
+    """Sequences per generation call."""
+
+    def __post_init__(self) -> None:
+        if self.every_steps < 0:
+            raise ValueError(f"every_steps must be >= 0 (0 turns validation off), got {self.every_steps}")
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1 (or null for every problem), got {self.limit}")
+
+
+@dataclass
+class LaunchSettings:
+    """How ``polaris run RECIPE --launch`` starts the processes (printed by ``--dry-run``)."""
+
+    accelerate_config: str | None = None
+    """An accelerate config shipped with polaris (``deepspeed-zero3``, ``fsdp2``, ``multinode-zero3``,
+    ``cpu-2proc``) or a path to one; ``None``: one process, no ``accelerate launch``."""
+    num_processes: int | None = None
+    """Training processes over all machines; default: the accelerate config's ``num_processes``."""
+    num_machines: int | None = None
+    """Machines of the training job; default: the accelerate config's ``num_machines``."""
+    main_process_ip: str | None = None
+    """Several machines: the address of machine 0."""
+    main_process_port: int | None = None
+    """Port of the processes' rendezvous on machine 0; default: the accelerate config's."""
+    train_devices: str | None = None
+    """``CUDA_VISIBLE_DEVICES`` of the training processes on each machine (server mode: the GPUs not given
+    to vLLM), e.g. ``"4,5,6,7"``; ``None``: all."""
+    vllm_devices: str | None = None
+    """Server mode: ``CUDA_VISIBLE_DEVICES`` of the vLLM server (``trl vllm-serve``), e.g. ``"0,1,2,3"``."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_processes", "num_machines"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def stage_context(recipe: RecipeConfig, index: int) -> int | None:
+    """Tokens a stage's sequences reach (prompt + response), or ``None`` without ``max_prompt_tokens``."""
+    prompt = recipe.train.max_prompt_tokens
+    return None if prompt is None else prompt + recipe.stages[index].max_response_tokens
+
+
+def check_recipe(recipe: RecipeConfig) -> None:
+    """Checks across sections; each message names the key to change and how."""
+    for i, stage in enumerate(recipe.stages):
+        if stage.val_temperature is not None and stage.temperature != "search" \
+                and stage.val_temperature > float(stage.temperature):
+            raise ValueError(
+                f"stages[{i}].val_temperature {stage.val_temperature} is above the stage's temperature "
+                f"{stage.temperature}; SPEC 8: never evaluate above the training temperature, lower it"
+            )
+    native = recipe.model.native_max_position_embeddings
+    positions = recipe.model.max_position_embeddings or native
+    needs = [stage_context(recipe, i) for i in range(len(recipe.stages))]
+    if native is not None and positions is not None and any(n is not None and n > positions for n in needs):
+        i, need = next((i, n) for i, n in enumerate(needs) if n is not None and n > positions)
+        longest = max(n for n in needs if n is not None)
+        raise ValueError(
+            f"stages[{i}]: prompt {recipe.train.max_prompt_tokens} + response "
+            f"{recipe.stages[i].max_response_tokens} = {need} tokens exceed the model's {positions} positions "
+            f"(native {native}); SPEC 3: set model.max_position_embeddings to at least {longest}"
+        )
+    share = recipe.train.batch_prompts * recipe.train.rollouts
+    micro = recipe.train.micro_batch_sequences
+    if micro is not None and (micro < 1 or share % micro):
+        raise ValueError(
+            f"train.micro_batch_sequences {micro} must be >= 1 and divide train.batch_prompts × train.rollouts "
+            f"= {share} (and each process's share of it)"
+        )
+    processes = recipe.launch.num_processes
+    if processes is not None and share % processes:
+        raise ValueError(
+            f"train.batch_prompts × train.rollouts = {share} sequences must divide evenly over "
+            f"launch.num_processes = {processes}; change either (e.g. a power of two of processes)"
+        )
+    ev = recipe.eval
+    if ev.yarn_factor is not None:
+        if ev.yarn_factor <= 1:
+            raise ValueError(f"eval.yarn_factor must be > 1 (the paper: 1.5), got {ev.yarn_factor}")
+        if (ev.yarn_original_max_position_embeddings or native) is None:
+            raise ValueError(
+                "eval.yarn_factor needs the context it scales from: set "
+                "eval.yarn_original_max_position_embeddings or model.native_max_position_embeddings"
+            )
+    from polaris.backends import check_backend
+
+    check_backend(ev.backend)
+    if recipe.train.engine.backend == "vllm" and recipe.builtin_model:
+        raise ValueError("train.engine.backend: vllm needs a GPU model; the built-in tiny model uses transformers")

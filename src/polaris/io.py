@@ -58,16 +58,20 @@ def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All complete records; a last line cut short by a kill is ignored."""
+    """All complete records. A last line cut short by a kill is ignored; a bad line elsewhere is
+    corruption and raises ``ValueError`` naming the file and line."""
     path = Path(path)
     if not path.exists():
         return []
+    lines = path.read_text(encoding="utf-8").splitlines()
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:
-            continue
+            if i == len(lines) - 1:
+                continue
+            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
     return out

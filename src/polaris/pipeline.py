@@ -57,10 +57,18 @@ class RunConfig:
     """Recipe file (YAML). The default runs the built-in tiny model offline on a CPU."""
     run_dir: str | None = None
     """Run directory; default ``runs/<recipe name>/``. Re-running continues where it stopped."""
+    dry_run: bool = False
+    """Validate the recipe and print the plan: stages, temperatures, lengths, batch, data after filtering, engine, TRL and vLLM arguments, launch commands. Loads no model, needs no GPU."""
+    launch: bool = False
+    """Start the run as the recipe's ``launch`` section says: the vLLM server (server mode), then ``accelerate launch ... -m polaris.cli run RECIPE``. Prints the commands first; for several machines it only prints them."""
+    accelerate_config: str | None = None
+    """With --launch or --dry-run: this accelerate config instead of the recipe's ``launch.accelerate_config`` (deepspeed-zero3, fsdp2, multinode-zero3, cpu-2proc, or a file)."""
 
     def __post_init__(self) -> None:
         if not Path(self.recipe).is_file():
             raise SystemExit(f"polaris run: recipe file {self.recipe!r} not found (see recipes/ for examples)")
+        if self.dry_run and self.launch:
+            raise SystemExit("polaris run: give --dry-run (print the plan) or --launch (start the run), not both")
 
 
 class RunDir:
@@ -352,14 +360,45 @@ def run_recipe(recipe_path: str | Path, run_dir: str | Path | None = None) -> Ru
         run.step(f"train:{k}", lambda k=k: train_step(run, k))
         if recipe.builtin_model:
             run.step(f"eval:stage-{k}", lambda k=k: evaluate_stage(run, f"stage-{k}"))
+    from polaris.train.validation import evaluate_real_model
+
+    evaluate_real_model(run)  # real models: eval:base (optional) and eval:stage-K, YaRN when configured
     run.step("report", lambda: report_step(run))
     log(f"[polaris] finished: {run.summary_path}")
     return run
 
 
 def main(config: RunConfig) -> int:
+    from polaris.config import RecipeError
+    from polaris.launch import LaunchError
+
+    try:
+        if config.dry_run:
+            from polaris.plan import dry_run
+
+            print(dry_run(config.recipe, config.run_dir, accelerate_config=config.accelerate_config))
+            return 0
+        if config.launch:
+            from polaris.launch import launch_main
+
+            return launch_main(config.recipe, config.run_dir, config.accelerate_config)
+    except (RecipeError, LaunchError) as e:
+        raise SystemExit(f"polaris run: {e}") from None
+    _init_distributed()
     run_recipe(config.recipe, config.run_dir)
     return 0
+
+
+def _init_distributed() -> None:
+    """Under a multi-process launch without a GPU, join the processes over gloo (accelerate's first state
+    decides: a bare ``PartialState()`` would leave each process alone)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+        from accelerate import PartialState
+
+        PartialState(cpu=not torch.cuda.is_available())
 
 
 __all__ = ["RunConfig", "RunDir", "main", "run_recipe", "to_dict"]

@@ -18,7 +18,9 @@ Objective (SPEC 5), through TRL's settings: token-mean loss (``loss_type="dapo"`
 0.2/0.28 (clip-higher, https://arxiv.org/abs/2503.14476), dual clip 3.0 on negative advantages
 (TRL's ``delta`` caps the ratio; for A<0 this is exactly the dual-clip bound), ``beta=0`` so no
 KL and no reference model, log-probs on logits/T at the sampling temperature, one optimizer step
-per batch (``steps_per_generation=1``, ``num_iterations=1``), constant learning rate.
+per batch (one generation per optimizer step: ``steps_per_generation`` equals
+``gradient_accumulation_steps``, which splits a process's share into micro-batches;
+``num_iterations=1``), constant learning rate. A skipped batch skips all its micro-batches.
 
 Distributed runs: each rank generates and scores its share; the recipe runs on the gathered
 global batch with a random generator derived from ``(seed, stage, step)``, so every rank makes
@@ -79,8 +81,11 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         self._batch_inputs: list[dict[str, Any]] | None = None
         kwargs["reward_funcs"] = [self.polaris_reward]
         super().__init__(*args, **kwargs)
-        if self.args.steps_per_generation != 1 or self.num_iterations != 1:
-            raise ValueError("POLARIS takes one optimizer step per batch: steps_per_generation=1, num_iterations=1")
+        if self.args.steps_per_generation != self.args.gradient_accumulation_steps or self.num_iterations != 1:
+            raise ValueError(
+                "POLARIS takes one optimizer step per batch: steps_per_generation must equal "
+                "gradient_accumulation_steps, and num_iterations must be 1"
+            )
 
     # -- the reward TRL sees: the recipe's final rewards, computed in _generate -------------------
 

@@ -170,12 +170,18 @@ def grpo_config(plan: StagePlan, train: TrainSettings, out_dir: Path, *, seed: i
     sequences = train.batch_prompts * train.rollouts
     if sequences % num_processes:
         raise ValueError(f"batch_prompts × rollouts = {sequences} must divide evenly over {num_processes} processes")
+    share = sequences // num_processes
+    micro = train.micro_batch_sequences or share
+    if share % micro:
+        raise ValueError(f"train.micro_batch_sequences {micro} must divide each process's share of {share} sequences")
+    # One generation per optimizer step: the share is generated at once, then split into
+    # share/micro accumulated micro-batches (steps_per_generation == gradient_accumulation_steps).
     settings = dict(
         output_dir=str(out_dir),
         max_steps=plan.settings.steps,
-        per_device_train_batch_size=sequences // num_processes,
-        gradient_accumulation_steps=1,
-        steps_per_generation=1,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=share // micro,
+        steps_per_generation=share // micro,
         num_iterations=1,
         num_generations=train.rollouts,
         max_completion_length=plan.settings.max_response_tokens,
@@ -205,15 +211,34 @@ def grpo_config(plan: StagePlan, train: TrainSettings, out_dir: Path, *, seed: i
         data_seed=seed,
         use_cpu=use_cpu,
         bf16=bf16,
-        gradient_checkpointing=False,
+        gradient_checkpointing=train.gradient_checkpointing,
         disable_tqdm=False,
         log_completions=False,
         shuffle_dataset=True,
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )
+    settings.update(vllm_settings(plan, train))
     settings.update(overrides)
     return GRPOConfig(**settings)
+
+
+def vllm_settings(plan: StagePlan, train: TrainSettings) -> dict[str, Any]:
+    """``GRPOConfig`` keywords of the rollout engine (none for the transformers backend)."""
+    engine = train.engine
+    if engine.backend != "vllm":
+        return {}
+    out: dict[str, Any] = {"use_vllm": True, "vllm_mode": engine.vllm_mode}
+    if engine.vllm_mode == "server":
+        out.update(vllm_server_host=engine.vllm_host, vllm_server_port=engine.vllm_port,
+                   vllm_server_timeout=engine.vllm_server_timeout)
+    else:
+        out.update(vllm_gpu_memory_utilization=engine.vllm_gpu_memory_utilization,
+                   vllm_tensor_parallel_size=engine.vllm_tensor_parallel_size,
+                   vllm_enable_sleep_mode=engine.vllm_enable_sleep_mode)
+        if train.max_prompt_tokens is not None:
+            out["vllm_max_model_length"] = train.max_prompt_tokens + plan.settings.max_response_tokens
+    return out
 
 
 def complete_checkpoint(out_dir: Path) -> Path | None:
@@ -260,12 +285,11 @@ def train_stage(model_dir: Path, plan: StagePlan, train: TrainSettings, *, seed:
     from accelerate import PartialState
 
     from polaris.models.loading import load_model
-    from polaris.models.tiny import save
     from polaris.train.grpo import STATE_FILE, PolarisGRPOTrainer, RecipeRuntime
 
     overrides = {"max_position_embeddings": max_position_embeddings} if max_position_embeddings else {}
     model, tokenizer = load_model(model_dir, dtype=dtype, **overrides)
-    state = PartialState()
+    state = PartialState(cpu=not _has_gpu())  # CPU processes join over gloo only when asked to
     runtime = RecipeRuntime(
         stage=plan.index,
         seed=seed,
@@ -297,11 +321,15 @@ def train_stage(model_dir: Path, plan: StagePlan, train: TrainSettings, *, seed:
     callback = RecipeCallback(runtime, metrics_path, logs_dir / "tb" / f"stage-{plan.index}",
                               extra={"recipe/temperature": plan.temperature,
                                      "recipe/problems": float(len(plan.problems))})
+    from polaris.train.validation import validation_callbacks
+
     trainer = PolarisGRPOTrainer(model=model, args=config, train_dataset=build_dataset(plan.problems),
-                                 processing_class=tokenizer, callbacks=[callback], runtime=runtime)
+                                 processing_class=tokenizer, runtime=runtime,
+                                 callbacks=[callback, *validation_callbacks(plan, train, logs_dir, seed=seed)])
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    trainer.save_model(str(final_dir))  # every rank: ZeRO-3/FSDP weights are gathered collectively
     if state.is_main_process:
-        save(trainer.model, tokenizer, final_dir)
+        tokenizer.save_pretrained(final_dir)
         write_json(final_dir.parent / f"{final_dir.name}.state.json", runtime.state_dict())
     state.wait_for_everyone()
     return {"steps": trainer.state.global_step, "temperature": plan.temperature,

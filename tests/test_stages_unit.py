@@ -1,0 +1,56 @@
+"""Pure helpers of the stage runner: metric names, checkpoint completeness, log truncation."""
+
+from __future__ import annotations
+
+import json
+
+from polaris.io import append_jsonl, read_jsonl
+from polaris.train.grpo import STATE_FILE
+from polaris.train.stages import complete_checkpoint, namespace_metrics, truncate_metrics
+
+
+def test_namespace_metrics():
+    logs = {"loss": 0.5, "grad_norm": 1.5, "learning_rate": 1e-4, "entropy": 0.2, "clip_ratio/region_mean": 0.01,
+            "recipe/rescued": 2.0, "rollout/reward_mean": 0.4, "completions/mean_length": 40.0, "epoch": 0.3,
+            "note": "text", "flag": True}
+    assert namespace_metrics(logs) == {
+        "train/loss": 0.5, "train/grad_norm": 1.5, "train/lr": 1e-4, "train/entropy": 0.2,
+        "train/clip_fraction": 0.01, "recipe/rescued": 2.0, "rollout/reward_mean": 0.4,
+        "trl/completions/mean_length": 40.0,
+    }
+
+
+def test_complete_checkpoint_skips_and_removes_torn_saves(tmp_path):
+    assert complete_checkpoint(tmp_path / "missing") is None
+    for step, complete in [(2, True), (4, True), (6, False)]:
+        ckpt = tmp_path / f"checkpoint-{step}"
+        ckpt.mkdir()
+        (ckpt / "model.safetensors").write_text("x")
+        if complete:
+            (ckpt / STATE_FILE).write_text("{}")
+    assert complete_checkpoint(tmp_path) == tmp_path / "checkpoint-4"
+    assert not (tmp_path / "checkpoint-6").exists()  # the torn save is gone
+    assert (tmp_path / "checkpoint-2").exists()
+
+
+def test_truncate_metrics_drops_only_that_stage_after_the_step(tmp_path):
+    path = tmp_path / "m.jsonl"
+    for stage, step in [(1, 1), (1, 2), (2, 1), (2, 2), (2, 3)]:
+        append_jsonl(path, {"stage": stage, "step": step})
+    truncate_metrics(path, stage=2, after_step=1)
+    assert [(r["stage"], r["step"]) for r in read_jsonl(path)] == [(1, 1), (1, 2), (2, 1)]
+    before = path.read_text()
+    truncate_metrics(path, stage=2, after_step=5)  # nothing to cut: file untouched
+    assert path.read_text() == before
+    assert json.loads(before.splitlines()[0]) == {"stage": 1, "step": 1}
+
+
+def test_read_jsonl_ignores_only_a_torn_last_line(tmp_path):
+    import pytest
+
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2}\n{"a": ', encoding="utf-8")
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+    path.write_text('{"a": 1}\n{"a\n{"a": 3}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2"):
+        read_jsonl(path)
