@@ -18,6 +18,21 @@ BENCHMARKS = REPO.parent / "shared" / "data" / "polaris-benchmarks"
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """An untrained tiny model folder (tokenizer included), for format and plumbing tests."""
+    import random
+
+    from polaris.data import arith
+    from polaris.data.problem import build_messages
+    from polaris.models.tiny import build_model, build_tokenizer, save, tokenizer_corpus
+
+    sample = arith.generate(random.Random(0), 100, [1, 2, 3])
+    tokenizer = build_tokenizer(tokenizer_corpus([build_messages(p.question) for p in sample],
+                                                 [p.solution for p in sample]))
+    return save(build_model(tokenizer, seed=0), tokenizer, tmp_path_factory.mktemp("tiny") / "tiny")
+
+
+@pytest.fixture(scope="session")
 def benchmark_dir() -> Path:
     if not BENCHMARKS.is_dir():
         pytest.skip(f"reference benchmark files not found at {BENCHMARKS}")

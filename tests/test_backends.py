@@ -7,7 +7,6 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import importlib.util
-import random
 from pathlib import Path
 
 import pytest
@@ -56,18 +55,6 @@ def test_vllm_engine_translation_with_and_without_yarn():
 def test_vllm_without_vllm_names_the_extra(tmp_path):
     with pytest.raises(BackendError, match=r"pip install 'polaris-rl\[vllm\]'"):
         load_backend("vllm", str(tmp_path))
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    from polaris.data import arith
-    from polaris.data.problem import build_messages
-    from polaris.models.tiny import build_model, build_tokenizer, save, tokenizer_corpus
-
-    sample = arith.generate(random.Random(0), 100, [1, 2, 3])
-    tokenizer = build_tokenizer(tokenizer_corpus([build_messages(p.question) for p in sample],
-                                                 [p.solution for p in sample]))
-    return save(build_model(tokenizer, seed=0), tokenizer, tmp_path_factory.mktemp("backends") / "tiny")
 
 
 def test_transformers_backend_samples_n_per_prompt(tiny_model_dir: Path):

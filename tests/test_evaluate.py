@@ -7,7 +7,6 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -25,18 +24,6 @@ def benchmark_file(name: str) -> Path:
     if not BENCHMARK_DIR.is_dir():
         pytest.skip(f"reference benchmark files not found at {BENCHMARK_DIR}")
     return BENCHMARK_DIR / f"{name}.parquet"
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    from polaris.data import arith
-    from polaris.data.problem import build_messages
-    from polaris.models.tiny import build_model, build_tokenizer, save, tokenizer_corpus
-
-    sample = arith.generate(random.Random(0), 100, [1, 2, 3])
-    tokenizer = build_tokenizer(tokenizer_corpus([build_messages(p.question) for p in sample],
-                                                 [p.solution for p in sample]))
-    return save(build_model(tokenizer, seed=0), tokenizer, tmp_path_factory.mktemp("eval") / "tiny")
 
 
 def _row(pid: str, score: float, text: str, *, extracted: str | None = "1", length: int = 4,

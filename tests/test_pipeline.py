@@ -84,10 +84,16 @@ def test_training_changes_parameters_and_logs_every_metric(tiny_run):
     assert [(r["stage"], r["step"]) for r in records] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
     needed = ["rollout/reward_mean", "rollout/response_length", "rollout/truncation_rate",
               "recipe/informative_before", "recipe/informative_after", "recipe/rescued", "recipe/substituted",
-              "recipe/skipped", "recipe/problems", "recipe/temperature", "train/loss", "train/clip_fraction",
-              "train/entropy", "train/grad_norm", "train/lr"]
+              "recipe/skipped", "recipe/problems", "recipe/temperature", "train/loss", "train/grad_norm", "train/lr"]
+    update = ["train/clip_fraction", "train/entropy"]  # measured in the loss, which a skipped batch never runs
     for r in records:
         assert not [k for k in needed if k not in r]
+        assert r["recipe/skipped"] in (0.0, 1.0)
+        if r["recipe/skipped"] == 0.0:
+            assert not [k for k in update if k not in r]
+        else:
+            assert r["train/grad_norm"] == 0.0  # no parameter received a gradient
+    assert any(r["recipe/skipped"] == 0.0 for r in records)
     t1 = json.loads((tiny_run / "temperature" / "stage-1.json").read_text())["chosen"]
     assert all(r["recipe/temperature"] == t1 for r in records if r["stage"] == 1)
     assert list((tiny_run / "logs" / "tb" / "stage-1").glob("events.out.tfevents.*"))

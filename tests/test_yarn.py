@@ -6,7 +6,6 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-import random
 from pathlib import Path
 
 import pytest
@@ -70,18 +69,6 @@ def test_transformers_and_vllm_overrides():
         "hf_overrides": {"rope_parameters": rope, "max_model_len": 49152},
         "max_model_len": 49152,
     }
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    from polaris.data import arith
-    from polaris.data.problem import build_messages
-    from polaris.models.tiny import build_model, build_tokenizer, save, tokenizer_corpus
-
-    sample = arith.generate(random.Random(0), 100, [1, 2, 3])
-    tokenizer = build_tokenizer(tokenizer_corpus([build_messages(p.question) for p in sample],
-                                                 [p.solution for p in sample]))
-    return save(build_model(tokenizer, seed=0), tokenizer, tmp_path_factory.mktemp("yarn") / "tiny")
 
 
 def _logits(model, length: int = 40):

@@ -72,13 +72,28 @@ class RunConfig:
 
 
 class RunDir:
-    """A run directory and its ``summary.json`` (steps, timings, results), written atomically."""
+    """A run directory and its ``summary.json`` (steps, timings, results), written atomically.
+
+    Under a multi-process launch (``WORLD_SIZE`` > 1) only rank 0 writes the summary and runs the
+    steps that are not training (data, profile, searches, evaluation); the other ranks wait for
+    the summary to mark them done — by polling the file, not in a collective, so a long profile
+    cannot hit a communication timeout — and every rank runs the training steps together.
+    """
+
+    POLL_SECONDS = 2.0
 
     def __init__(self, path: Path, recipe: RecipeConfig, recipe_text: str) -> None:
+        import os
+
         self.path = path
         self.recipe = recipe
-        path.mkdir(parents=True, exist_ok=True)
+        self.rank = int(os.environ.get("RANK", "0"))
         digest = hashlib.sha256(recipe_text.encode()).hexdigest()[:16]
+        if self.rank != 0:
+            while not self.summary_path.exists():
+                time.sleep(self.POLL_SECONDS)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
         self.summary: dict[str, Any] = read_json(self.summary_path) or {
             "recipe": recipe.name,
             "recipe_sha256": digest,
@@ -90,7 +105,8 @@ class RunDir:
                 f"polaris run: {path} was started with a different recipe file; "
                 "use another --run-dir, or delete the directory to start over"
             )
-        (path / "recipe.yaml").write_text(recipe_text, encoding="utf-8")
+        if self.rank == 0:
+            (path / "recipe.yaml").write_text(recipe_text, encoding="utf-8")
         self.save()
 
     @property
@@ -98,16 +114,23 @@ class RunDir:
         return self.path / "summary.json"
 
     def save(self) -> None:
-        write_json(self.summary_path, self.summary)
+        if self.rank == 0:
+            write_json(self.summary_path, self.summary)
 
     def done(self, name: str) -> bool:
         return self.summary["steps"].get(name, {}).get("status") == "done"
 
-    def step(self, name: str, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` unless the step already finished; record status and seconds."""
+    def step(self, name: str, fn: Callable[[], Any], *, all_ranks: bool = False) -> Any:
+        """Run ``fn`` unless the step already finished; record status and seconds.
+
+        ``all_ranks``: every process runs it (training); otherwise rank 0 runs it and the others
+        wait for it to be recorded as done.
+        """
         if self.done(name):
             log(f"[polaris] {name}: done already, skipped")
             return self.summary["steps"][name].get("result")
+        if self.rank != 0 and not all_ranks:
+            return self._wait_for(name)
         record = self.summary["steps"].setdefault(name, {})
         record.update(status="running")
         self.save()
@@ -126,6 +149,16 @@ class RunDir:
         self.save()
         log(f"[polaris] {name}: done in {seconds:.1f}s")
         return result
+
+    def _wait_for(self, name: str) -> Any:
+        while True:
+            self.summary = read_json(self.summary_path)
+            status = self.summary["steps"].get(name, {}).get("status")
+            if status == "done":
+                return self.summary["steps"][name].get("result")
+            if status == "failed":
+                raise SystemExit(f"polaris run: step {name} failed on rank 0")
+            time.sleep(self.POLL_SECONDS)
 
     def record_result(self, stage: str, benchmark: str, summary: dict[str, Any]) -> None:
         self.summary["results"].setdefault(stage, {})[benchmark] = summary
@@ -357,7 +390,7 @@ def run_recipe(recipe_path: str | Path, run_dir: str | Path | None = None) -> Ru
         if k > 1:
             run.step(f"drop:{k}", lambda k=k: drop_step(run, k))
         run.step(f"temperature:{k}", lambda k=k: temperature_step(run, k))
-        run.step(f"train:{k}", lambda k=k: train_step(run, k))
+        run.step(f"train:{k}", lambda k=k: train_step(run, k), all_ranks=True)
         if recipe.builtin_model:
             run.step(f"eval:stage-{k}", lambda k=k: evaluate_stage(run, f"stage-{k}"))
     from polaris.train.validation import evaluate_real_model
