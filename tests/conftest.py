@@ -42,7 +42,7 @@ TEST_RECIPE = """\
 name: tiny-test
 seed: 0
 model: {path: "builtin:tiny"}
-warm_start: {steps: 450, planned_steps: 950, batch_size: 64, learning_rate: 3.0e-3, levels: [1, 2, 3, 4, 5, 6]}
+warm_start: {steps: 600, planned_steps: 950, batch_size: 64, learning_rate: 3.0e-3, levels: [1, 2, 3, 4, 5, 6]}
 data:
   train: "builtin:arith-train"
   tiny: {seed: 0, train_size: 96, test_size: 48, levels: [1, 2, 3, 4, 5, 6]}
@@ -53,7 +53,7 @@ train: {batch_prompts: 6, rollouts: 4, learning_rate: 1.0e-4, save_steps: 2}
 stages:
   - {steps: 3, max_response_tokens: 80, temperature: search}
   - {steps: 2, max_response_tokens: 96, temperature: search}
-eval: {benchmarks: ["builtin:arith-test"], k: 4, max_new_tokens: 96}
+eval: {benchmarks: ["builtin:arith-test"], k: 4, temperature: 0.6, max_new_tokens: 96}
 """
 
 

@@ -45,6 +45,16 @@ def test_problems_are_correct_and_in_range(level):
         assert p.solution.startswith("<think>\n") and p.solution.endswith(f"</think>\n\\boxed{{{p.answer}}}")
 
 
+def test_operands_widen_with_the_level():
+    import re
+
+    for level, bound in [(1, 9), (2, 19), (6, 59)]:
+        rng = random.Random(level)
+        numbers = [int(x) for _ in range(300) for x in re.findall(r"\d+", arith.sample_problem(rng, level).expression)]
+        # + and − operands stay within the level's bound; a "x-(...)" minuend may reach 99
+        assert max(numbers) <= 99 and sorted(numbers)[len(numbers) // 2] <= bound
+
+
 def test_deterministic_per_seed_and_disjoint():
     a_train, a_test = arith.make_splits(3, 300, 100, [1, 2, 3, 4])
     b_train, b_test = arith.make_splits(3, 300, 100, [1, 2, 3, 4])
@@ -58,10 +68,15 @@ def test_deterministic_per_seed_and_disjoint():
 
 
 def test_sft_stream_skips_held_out():
-    _, test = arith.make_splits(0, 0, 300, [1])  # level 1 has few expressions: collisions are likely
+    _, test = arith.make_splits(0, 0, 120, [1])  # level 1 has few expressions: collisions are likely
     held_out = {p.expression for p in test}
     stream = arith.sft_stream(0, [1], held_out)
     assert all(next(stream).expression not in held_out for _ in range(2000))
+
+
+def test_too_many_problems_for_the_levels_is_an_error():
+    with pytest.raises(ValueError, match="too few distinct problems"):
+        arith.make_splits(0, 1000, 1000, [1])
 
 
 def test_problems_in_reference_schema():

@@ -321,10 +321,14 @@ def plot_evaluation(benchmarks: Sequence[str], stages: Sequence[str], values: Ma
         xs = [i + (j - (len(stages) - 1) / 2) * width for i in range(len(benchmarks))]
         ys = [100 * values.get((b, stage), float("nan")) for b in benchmarks]
         ax.bar(xs, ys, width=width, label=stage)
+        for x, y in zip(xs, ys, strict=True):
+            if y == y:  # label each bar with its value; NaN (missing) bars get none
+                ax.annotate(f"{y:.1f}", (x, y), ha="center", va="bottom", fontsize="small")
     ax.set_xticks(range(len(benchmarks)), list(benchmarks))
     ax.set_ylabel("avg@k (%)")
+    ax.set_ylim(0, 115)  # room above the bars for the legend
     ax.set_title("Evaluation")
-    ax.legend()
+    ax.legend(loc="upper center", ncols=min(4, len(stages)), fontsize="small")
     return _save(fig, path)
 
 
@@ -334,7 +338,8 @@ def plot_evaluation(benchmarks: Sequence[str], stages: Sequence[str], values: Ma
 def _steps_section(data: RunData) -> list[str]:
     if not data.steps:
         return ["## Steps", "", "_No `summary.json` steps: the run has not started a step yet._", ""]
-    rows = [(name, s.get("status", "?"), s.get("seconds", "")) for name, s in data.steps.items()]
+    # the pipeline's own `report` step is still running while it writes this page
+    rows = [(name, s.get("status", "?"), s.get("seconds", "")) for name, s in data.steps.items() if name != "report"]
     return ["## Steps", "", md_table(("step", "status", "seconds"), rows), ""]
 
 

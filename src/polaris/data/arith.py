@@ -14,8 +14,8 @@ competent). The worked solution computes one operation per line, inside ``<think
     \\boxed{79}
 
 Difficulty is the number of operations (the level) and the operand range, which widens with the
-level. Generation is seeded; :func:`make_splits` builds train and test sets that never share an
-expression.
+level (see :func:`_operand_max`). Generation is seeded; :func:`make_splits` builds train and test
+sets that never share an expression.
 """
 
 from __future__ import annotations
@@ -48,8 +48,13 @@ class ArithProblem:
 
 
 def _operand_max(level: int) -> int:
-    """Operands of + and − grow with the level: 1..20 at level 1, up to 1..99 from level 4."""
-    return min(MAX_VALUE, 20 + 27 * (level - 1))
+    """Operands of + and − grow with the level: 1..9 at level 1, 1..19 at level 2, ... 1..59 at 6.
+
+    Small operands keep the number of arithmetic facts small, so the warm-started model's errors
+    are mostly slips that compound along the chain — what RL can fix — rather than facts it
+    never learned (with operands up to 99 from level 4, RL gained 5 points instead of 7–9).
+    """
+    return min(MAX_VALUE, 9 + 10 * (level - 1))
 
 
 def _build_expression(rng: random.Random, level: int) -> str:
@@ -172,23 +177,32 @@ def to_problems(items: Iterable[ArithProblem], split: str) -> list[Problem]:
 def make_splits(
     seed: int, n_train: int, n_test: int, levels: Sequence[int]
 ) -> tuple[list[ArithProblem], list[ArithProblem]]:
-    """Disjoint train and test sets: the test set is drawn first; train skips its expressions."""
-    rng = random.Random(f"arith-test:{seed}")
-    test: list[ArithProblem] = []
+    """Disjoint train and test sets: the test set is drawn first; train skips its expressions.
+
+    Raises ``ValueError`` when the levels hold too few distinct expressions for the sizes asked.
+    """
     seen: set[str] = set()
-    while len(test) < n_test:
-        p = sample_problem(rng, rng.choice(list(levels)))
-        if p.expression not in seen:
-            seen.add(p.expression)
-            test.append(p)
-    rng = random.Random(f"arith-train:{seed}")
-    train: list[ArithProblem] = []
-    while len(train) < n_train:
-        p = sample_problem(rng, rng.choice(list(levels)))
-        if p.expression not in seen:
-            seen.add(p.expression)
-            train.append(p)
+    test = _draw_unique(random.Random(f"arith-test:{seed}"), n_test, levels, seen)
+    train = _draw_unique(random.Random(f"arith-train:{seed}"), n_train, levels, seen)
     return train, test
+
+
+def _draw_unique(rng: random.Random, count: int, levels: Sequence[int], seen: set[str]) -> list[ArithProblem]:
+    out: list[ArithProblem] = []
+    misses = 0
+    while len(out) < count:
+        p = sample_problem(rng, rng.choice(list(levels)))
+        if p.expression in seen:
+            misses += 1
+            if misses > 20 * count + 1000:
+                raise ValueError(
+                    f"levels {list(levels)} hold too few distinct problems for {count} more "
+                    f"(found {len(out)}): ask for fewer problems or add harder levels"
+                )
+            continue
+        seen.add(p.expression)
+        out.append(p)
+    return out
 
 
 def sft_stream(seed: int, levels: Sequence[int], exclude: set[str]) -> Iterable[ArithProblem]:
