@@ -159,6 +159,20 @@ def parallel_capacity(workers: int) -> float:
     return workers * alone / together
 
 
+def command(args: Sequence[str]) -> str:
+    """The command that reproduces the figures (``--out`` only says where they are written)."""
+    kept: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not a.startswith("--out="):
+            kept.append(a)
+    return " ".join([".venv/bin/python bench/verify.py", *kept])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2400, help="number of responses (default 2400)")
@@ -229,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = [
         "# Verifier throughput: `score_batch` vs serial `score`",
         "",
-        f"Command: `.venv/bin/python bench/verify.py{' ' + ' '.join(argv if argv is not None else sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`",
+        f"Command: `{command(argv if argv is not None else sys.argv[1:])}`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"pool of {workers} workers; timeout {args.timeout:g} s per response.",
