@@ -44,7 +44,6 @@ def test_summary_metrics_by_hand():
     assert s["avg@k"] == pytest.approx(0.25)  # (1/2 + 0/2) / 2
     assert s["pass@1"] == pytest.approx(0.25)
     assert s["pass@k"] == pytest.approx(0.5)  # a: 1 - C(1,2)/C(2,2) = 1; b: 0
-    assert s["pass@2"] == s["pass@k"]
     assert s["best@k"] == pytest.approx(0.5)
     assert s["no_boxed"] == 2
     assert s["distinct_4"] == pytest.approx(0.75)  # a: 2 unique of 4; b: 2 of 2

@@ -125,3 +125,23 @@ def test_other_recipe_refused(tiny_run, tmp_path):
 
     with pytest.raises(SystemExit, match="different recipe"):
         main(["run", str(other), "--run-dir", str(tiny_run)])
+
+
+def test_profile_and_temperature_commands_alone(tiny_run, tmp_path):
+    model = str(tiny_run / "models" / "base")
+    data = str(tiny_run / "data" / "arith-train.parquet")
+    out = tmp_path / "profile"
+    assert main(["profile", model, "--data", data, "--out", str(out), "--k", "4", "--limit", "12",
+                 "--max-new-tokens", "80"]) == 0
+    records = read_jsonl(out / "records.jsonl")
+    assert len(records) == 12 and all(r["k"] == 4 and 0 <= r["correct"] <= 4 for r in records)
+    kept = json.loads((out / "kept.ids.json").read_text())
+    assert kept == [r["problem_id"] for r in records if r["correct"] < 4]
+    hist = json.loads((out / "histogram.json").read_text())
+    assert hist["all"] == [sum(r["correct"] == c for r in records) for c in range(5)]
+    choice = tmp_path / "t.json"
+    assert main(["temperature", model, "--data", data, "--ids", str(out / "kept.ids.json"), "--grid", "0.6", "1.0",
+                 "--problems", "6", "--n", "4", "--max-new-tokens", "80", "--out", str(choice)]) == 0
+    result = json.loads(choice.read_text())
+    assert result["rule"] == "exploration-start" and result["chosen"] in (0.6, 1.0)
+    assert [p["temperature"] for p in result["points"]] == [0.6, 1.0]

@@ -71,7 +71,7 @@ class ProfileConfig:
 def profile_main(config: ProfileConfig) -> int:
     from polaris.models.loading import load_model, set_threads
     from polaris.recipe import filter_by_pass_rate, pass_histogram
-    from polaris.train.stages import profile_difficulty
+    from polaris.train.stages import profile_difficulty, write_records
 
     set_threads()
     problems = _load(config.data, config.limit)
@@ -81,7 +81,7 @@ def profile_main(config: ProfileConfig) -> int:
                                  seed=config.seed)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "records.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records), encoding="utf-8")
+    write_records(records, out / "records.jsonl")
     kept = filter_by_pass_rate(records, min_correct=config.min_correct, max_correct=config.max_correct)
     write_json(out / "kept.ids.json", [r.problem_id for r in kept])
     histogram = pass_histogram((r.correct for r in records), config.k)

@@ -117,8 +117,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], settings: EvalSettings) -> dict
         "k": k,
         "avg@k": avg_at_k(by_problem),
         "pass@1": mean_pass_at_k(by_problem, 1),
-        "pass@k": mean_pass_at_k(by_problem, k),
-        f"pass@{k}": mean_pass_at_k(by_problem, k),
+        "pass@k": mean_pass_at_k(by_problem, k),  # k is in the summary's "k"
         "best@k": best_at_k(by_problem),
         "no_boxed": sum(1 for r in rows if r["extracted"] is None),
         "timeouts": sum(1 for r in rows if r.get("timed_out")),

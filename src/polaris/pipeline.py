@@ -257,10 +257,9 @@ def model_dir(run: RunDir, stage: int) -> Path:
 
 
 def profile_step(run: RunDir) -> dict[str, Any]:
-    from polaris.io import atomic_path
     from polaris.models.loading import load_model
     from polaris.recipe import filter_by_pass_rate, pass_histogram
-    from polaris.train.stages import profile_difficulty
+    from polaris.train.stages import profile_difficulty, write_records
 
     recipe = run.recipe
     settings = recipe.profile
@@ -271,10 +270,7 @@ def profile_step(run: RunDir) -> dict[str, Any]:
         max_new_tokens=settings.max_new_tokens or recipe.stages[0].max_response_tokens,
         batch_size=recipe.train.generation_batch_size, seed=recipe.seed,
     )
-    import json
-
-    with atomic_path(run.path / "profile" / "records.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records), encoding="utf-8")
+    write_records(records, run.path / "profile" / "records.jsonl")
     kept = filter_by_pass_rate(records, min_correct=settings.min_correct, max_correct=settings.max_correct)
     write_json(run.path / "data" / "stage-1.ids.json", [r.problem_id for r in kept])
     before = pass_histogram((r.correct for r in records), settings.k)

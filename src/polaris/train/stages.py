@@ -55,6 +55,16 @@ def profile_difficulty(model, tokenizer, problems: Sequence[Problem], *, k: int,
     ]
 
 
+def write_records(records: Sequence[DifficultyRecord], path: Path) -> None:
+    """The per-problem profile as JSONL, atomically (read back by the report and ``--dry-run``)."""
+    import json
+
+    from polaris.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records), encoding="utf-8")
+
+
 def search_temperatures(model, tokenizer, problems: Sequence[Problem], temperatures: Sequence[float], *, n: int,
                         max_new_tokens: int, batch_size: int = 512, seed: int = 0) -> list[TemperaturePoint]:
     points = []
