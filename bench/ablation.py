@@ -141,8 +141,9 @@ class VariantRun:
     variant: str
     seed: int
     curve: list[tuple[int, float]]  # (training rollouts consumed, avg@8), step 0 first
-    zero_advantage_share: float  # of the rollouts that entered updates
+    zero_advantage_share: float | None  # of the rollouts that entered updates (None: no update ran)
     skipped_share: float  # of the steps
+    entered_steps: int  # steps whose batch entered an update
     one_off_rollouts: int  # profile + temperature searches the variant needs
     seconds: float
     stage_temperatures: list[float] = field(default_factory=list)
@@ -173,13 +174,20 @@ def read_variant(
         offset[stage] = before
         before += steps_per_stage[stage]
     key = f"eval/{BENCH}/avg@8"
+    latest: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for r in records:  # a step logged twice (a stage restarted after a kill) counts once: the last record
+        kind = "eval" if key in r else "update" if "recipe/skipped" in r else None
+        if kind is not None:
+            latest[(kind, r["stage"], r["step"])] = r
     evaluated = sorted(
-        ((offset[r["stage"]] + r["step"]) * rollouts_per_step, float(r[key])) for r in records if key in r
+        ((offset[stage] + step) * rollouts_per_step, float(r[key]))
+        for (kind, stage, step), r in latest.items()
+        if kind == "eval"
     )
     curve = [(0, base_accuracy), *evaluated]
-    updates = [r for r in records if "recipe/skipped" in r]
+    updates = [r for (kind, _, _), r in latest.items() if kind == "update"]
     entered = [r for r in updates if r["recipe/skipped"] < 0.5]
-    zero_share = sum(r["recipe/zero_advantage_fraction"] for r in entered) / len(entered) if entered else 0.0
+    zero_share = sum(r["recipe/zero_advantage_fraction"] for r in entered) / len(entered) if entered else None
     one_off = 0
     if profile_used:
         prof = summary["steps"]["profile"]["result"]
@@ -197,6 +205,7 @@ def read_variant(
         curve=curve,
         zero_advantage_share=zero_share,
         skipped_share=(len(updates) - len(entered)) / len(updates) if updates else 0.0,
+        entered_steps=len(entered),
         one_off_rollouts=one_off,
         seconds=seconds,
         stage_temperatures=temperatures,
@@ -260,7 +269,7 @@ def base_accuracy(
     from polaris.evaluate import evaluate_problems
     from polaris.models.loading import load_model
 
-    cache = work / f"base-s{seed}.json"
+    cache = work / f"base-s{seed}-{budget.eval_limit or 'all'}-{model_digest(base_run)[:12]}.json"
     if cache.exists():
         return json.loads(cache.read_text())["avg@k"]
     problems = load_problems(base_run / "data" / f"{BENCH}.parquet", limit=budget.eval_limit)
@@ -278,6 +287,29 @@ def base_accuracy(
     work.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"avg@k": summary["avg@k"]}))
     return summary["avg@k"]
+
+
+def model_digest(base_run: Path) -> str:
+    """sha256 of the warm-started weights: what every variant run and cached number depends on."""
+    import hashlib
+
+    return hashlib.sha256((base_run / "models" / "base" / "model.safetensors").read_bytes()).hexdigest()
+
+
+def stamp_work(work: Path, base_run: Path) -> None:
+    """Tie ``work`` to one warm start: finished runs are reused only while the base model is the same."""
+    stamp = work / "base-model.json"
+    digest = model_digest(base_run)
+    if stamp.exists():
+        recorded = json.loads(stamp.read_text())["sha256"]
+        if recorded != digest:
+            raise SystemExit(
+                f"ablation: the runs in {work} were trained from another warm-started model than "
+                f"{base_run}/models/base; delete {work} or pass another --work"
+            )
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"sha256": digest, "base_run": str(base_run)}))
 
 
 def run_variant(recipe: dict[str, Any], work: Path) -> Path:
@@ -312,7 +344,7 @@ def summarize(runs: Sequence[VariantRun], variants: Sequence[str]) -> dict[str, 
             "base_mean": mean_std([r.curve[0][1] for r in rs])[0],
             "training_rollouts": curve[-1][0],
             "one_off_rollouts": statistics.fmean(r.one_off_rollouts for r in rs),
-            "zero_advantage_share": statistics.fmean(r.zero_advantage_share for r in rs),
+            "zero_advantage_share": _pooled_zero_share(rs),
             "skipped_share": statistics.fmean(r.skipped_share for r in rs),
             "seconds": statistics.fmean(r.seconds for r in rs),
             "temperatures": [r.stage_temperatures for r in rs],
@@ -320,53 +352,80 @@ def summarize(runs: Sequence[VariantRun], variants: Sequence[str]) -> dict[str, 
     if "vanilla" in out:
         target = out["vanilla"]["final_mean"]
         total = out["vanilla"]["training_rollouts"]
-        for s in out.values():
-            reach = rollouts_to_reach([(x, m) for x, m, _ in s["curve"]], target)
+        for v, s in out.items():
+            # vanilla is the reference (its own budget, 100%); the others: first crossing of their mean curve
+            reach = total if v == "vanilla" else rollouts_to_reach([(x, m) for x, m, _ in s["curve"]], target)
             s["rollouts_to_vanilla_final"] = reach
             s["share_of_vanilla_rollouts"] = None if reach is None else reach / total
+            s["share_with_one_off"] = None if reach is None else (reach + s["one_off_rollouts"]) / total
             s["vs_vanilla_points"] = 100 * (s["final_mean"] - target)
     return out
+
+
+def _pooled_zero_share(runs: Sequence[VariantRun]) -> float | None:
+    """Zero-advantage share over every step that entered an update, all seeds pooled."""
+    entered = sum(r.entered_steps for r in runs)
+    if not entered:
+        return None
+    return sum((r.zero_advantage_share or 0.0) * r.entered_steps for r in runs) / entered
 
 
 def _pct(x: float | None) -> str:
     return "not reached" if x is None else f"{100 * x:.0f}%"
 
 
-def write_markdown(path: Path, stats: dict[str, Any], budget: Budget, command: str, minutes: float) -> None:
+def write_markdown(
+    path: Path, stats: dict[str, Any], budget: Budget, command: str, minutes: float, setting: str
+) -> None:
+    seeds = len(next(iter(stats.values()))["seeds"])
+    spread = "mean ± sample std over seeds" if seeds > 1 else "one seed, so no spread"
     lines = [
         "# Ablation on the tiny setting",
         "",
-        f"Command: `{command}` ({budget.name}; the variant runs took {minutes:.0f} min in all on 2 CPU cores).",
+        f"Command: `{command}` ({budget.name}; the variant runs took {minutes:.0f} min in all on "
+        f"{os.cpu_count()} CPU cores).",
         "",
-        f"Held-out `{BENCH}` avg@8 (T=0.6, 128 new tokens"
-        + (f", first {budget.eval_limit} problems" if budget.eval_limit else ", every test problem")
-        + "), every variant from the same warm-started model with 16 problems x 8 rollouts per step. "
-        'Mean ± sample std over seeds. "vs vanilla": final mean minus vanilla\'s, in points. '
-        "\"To vanilla's final\": training rollouts at which the mean curve first reaches vanilla's "
-        'final mean (interpolated), as a share of vanilla\'s rollouts. "One-off": rollouts spent outside '
-        'training (profile, temperature searches). "Zero-adv": share of rollouts entering updates whose '
-        'group had all-equal rewards; "skipped": share of steps skipped by the skip rule.',
+        f"{setting}. Every variant starts from the same warm-started model and trains the same number of "
+        f"steps, so the same number of training rollouts; {spread}.",
         "",
-        "| variant | base | final avg@8 | vs vanilla | training rollouts | to vanilla's final | one-off | zero-adv | skipped | temperatures | min/run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "- **vs vanilla**: final mean minus vanilla's, in points.",
+        "- **to vanilla's final**: training rollouts at which the variant's mean curve first reaches vanilla's "
+        "final mean (linear between evaluations), as a share of vanilla's training rollouts (vanilla: 100% "
+        "by definition); **with one-off** adds the rollouts the variant spent outside training.",
+        "- **one-off**: rollouts of the difficulty profile (8 per training problem) and of the temperature "
+        "searches, counted for the variants that use them. (Every variant's run still performs the "
+        "profile, which keeps everything when filtering is off, and measures its fixed temperature once; "
+        "those runs are in min/run, not in one-off.)",
+        "- **zero-adv**: share of the rollouts entering updates whose group had all-equal rewards (zero "
+        "advantage), over all seeds; **skipped**: share of steps the skip rule skipped.",
+        "- vanilla runs through the same adapter with the recipe switched off (its advantages use std + "
+        "1e-6 where TRL uses 1e-4) and TRL's plain clip: 0.2/0.2, no dual clip.",
+        "",
+        "| variant | base | final avg@8 | vs vanilla | training rollouts | to vanilla's final | with one-off "
+        "| one-off | zero-adv | skipped | temperatures | min/run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    has_vanilla = "vanilla" in stats
     for v, s in stats.items():
         temps = " / ".join(f"{t:.2f}" for t in s["temperatures"][0]) if s["temperatures"] else ""
         if len(s["temperatures"]) > 1 and any(t != s["temperatures"][0] for t in s["temperatures"]):
-            temps += " (seed 0)"
+            temps += f" (seed {s['seeds'][0]})"
+        final = f"{100 * s['final_mean']:.1f}" + (f" ± {100 * s['final_std']:.1f}" if seeds > 1 else "")
+        zero = "n/a" if s["zero_advantage_share"] is None else f"{100 * s['zero_advantage_share']:.1f}%"
+        vs = f"{s['vs_vanilla_points']:+.1f}" if has_vanilla else "n/a"
+        reach = _pct(s["share_of_vanilla_rollouts"]) if has_vanilla else "n/a"
+        with_one_off = _pct(s["share_with_one_off"]) if has_vanilla else "n/a"
         lines.append(
-            f"| {v} | {100 * s['base_mean']:.1f} | {100 * s['final_mean']:.1f} ± {100 * s['final_std']:.1f} "
-            f"| {s.get('vs_vanilla_points', 0):+.1f} | {s['training_rollouts']} "
-            f"| {_pct(s.get('share_of_vanilla_rollouts'))} | {s['one_off_rollouts']:.0f} "
-            f"| {100 * s['zero_advantage_share']:.1f}% | {100 * s['skipped_share']:.0f}% | {temps} "
-            f"| {s['seconds'] / 60:.1f} |"
+            f"| {v} | {100 * s['base_mean']:.1f} | {final} | {vs} | {s['training_rollouts']} | {reach} "
+            f"| {with_one_off} | {s['one_off_rollouts']:.0f} | {zero} | {100 * s['skipped_share']:.0f}% "
+            f"| {temps} | {s['seconds'] / 60:.1f} |"
         )
-    lines += ["", "Mean avg@8 (± std) at each evaluation, by training rollouts:", ""]
+    lines += ["", "Mean avg@8 at each evaluation, by training rollouts:", ""]
     xs = [x for x, _, _ in next(iter(stats.values()))["curve"]]
     lines.append("| variant | " + " | ".join(str(x) for x in xs) + " |")
     lines.append("|---|" + "---|" * len(xs))
     for v, s in stats.items():
-        cells = {x: f"{100 * m:.1f} ± {100 * sd:.1f}" for x, m, sd in s["curve"]}
+        cells = {x: f"{100 * m:.1f}" + (f" ± {100 * sd:.1f}" if seeds > 1 else "") for x, m, sd in s["curve"]}
         lines.append(f"| {v} | " + " | ".join(cells.get(x, "") for x in xs) + " |")
     lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -453,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_threads()
     start = time.monotonic()
     ensure_base(base_run, recipe_path)
+    stamp_work(work, base_run)
     rollouts_per_step = int(base_recipe["train"]["batch_prompts"]) * int(base_recipe["train"]["rollouts"])
     runs = []
     for seed in budget.seeds:
@@ -473,13 +533,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs.append(result)
             print(
                 f"[ablation] seed {seed} {variant:16s} avg@8 {100 * result.curve[0][1]:.1f} -> "
-                f"{100 * result.curve[-1][1]:.1f}  zero-adv {100 * result.zero_advantage_share:.1f}%  "
+                f"{100 * result.curve[-1][1]:.1f}  zero-adv {100 * (result.zero_advantage_share or 0):.1f}%  "
                 f"({time.monotonic() - t0:.0f}s)",
                 file=sys.stderr,
                 flush=True,
             )
     log(f"[ablation] done in {(time.monotonic() - start) / 60:.1f} min")
-    minutes = sum(r.seconds for r in runs) / 60  # the variant runs' own steps (resumed runs included)
+    minutes = sum(r.seconds for r in runs) / 60  # the variant runs' steps, as their summary.json records them
+    ev = base_recipe.get("eval", {})
+    setting = (
+        f"Held-out `{BENCH}` avg@8 at T={ev.get('temperature', 0.6)}, {ev.get('max_new_tokens', 128)} new tokens"
+        + (f", first {budget.eval_limit} problems" if budget.eval_limit else "")
+        + f"; {base_recipe['train']['batch_prompts']} problems x {base_recipe['train']['rollouts']} rollouts per step"
+    )
     stats = summarize(runs, args.variants)
     out.mkdir(parents=True, exist_ok=True)
     command = "python bench/ablation.py" + (" --quick" if args.quick else "")
@@ -498,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             default=list,
         )
     )
-    write_markdown(out / f"ablation{suffix}.md", stats, budget, command, minutes)
+    write_markdown(out / f"ablation{suffix}.md", stats, budget, command, minutes, setting)
     plot(out / f"ablation{suffix}.png", stats, budget)
     print((out / f"ablation{suffix}.md").read_text())
     return 0

@@ -1,24 +1,30 @@
 """What the recipe adapter costs per training step, against plain TRL ``GRPOTrainer``.
 
-Both trainers get the same warm-started tiny model, the same problems, the same ``GRPOConfig``
-(16 problems x 8 rollouts, 96 new tokens, T=1.0) and the same seed, and a learning rate of 0, so
-the weights never move and step k samples the same rollouts in both: the batches are identical.
-Plain TRL scores them with a reward function that calls the same verifier (``score_batch``); the
-adapter scores them in its generation step and then runs the recipe (difficulty log, rescue,
-substitution, its own advantages, the audit log). The skip rule is disabled here
-(``min_informative=-1``) so every step of both trainers runs its forward and backward pass.
+Three trainers get the same warm-started tiny model, the same problems, the same ``GRPOConfig``
+(16 problems x 8 rollouts, 96 new tokens, T=1.0), the same seed and a learning rate of 0, so the
+weights never move and step k samples the same rollouts in all three (checked, and reported):
 
-Two measurements, in one process, with the trainers alternating (plain, recipe, plain, recipe) so
-drift on a shared machine hits both:
+* ``plain`` — TRL's ``GRPOTrainer``, scoring with a reward function that calls our verifier
+  (``score_batch``): the baseline.
+* ``adapter`` — ``PolarisGRPOTrainer`` with rescue and substitution off: it scores in its
+  generation step, gathers the batch, logs difficulty and decisions and computes its own
+  advantages, then trains exactly the batch plain TRL trains. **Its step time over plain's is the
+  adapter's cost.**
+* ``recipe`` — ``PolarisGRPOTrainer`` with rescue and substitution on (skip rule disabled,
+  ``min_informative=-1``, so every step runs its update). It trains a *different* batch (copies
+  replace all-equal groups), so its whole-step time also reflects that batch's padded length.
+
+Measured in one process, the trainers taking turns for ``--rounds`` rounds so drift on a shared
+machine hits all of them:
 
 * **step time** — wall time of each optimizer step (generation, scoring, recipe, forward,
-  backward, optimizer), median over the measured steps; the first step of each round is warm-up
-  and not counted. The ratio recipe/plain is the end-to-end cost.
-* **recipe time** — the time the adapter spends in its generation step beyond TRL's own
-  generation, minus the scoring plain TRL also does, per step: the recipe's own work, as a share of
-  the plain step time. This one is not blurred by the noise of whole steps.
+  backward, optimizer), median over the measured steps; the first step of each run warms caches
+  and is not counted.
+* **the adapter's own work** — time in the adapter's generation step beyond TRL's own generation,
+  minus the scoring plain TRL also does, per step, as a share of the plain step: not blurred by
+  the noise of whole steps.
 
-Run (about 3 minutes on 2 idle CPU cores)::
+Run (about 2 minutes on 2 idle CPU cores)::
 
     .venv/bin/python bench/overhead.py --out bench/results/overhead.md
 
@@ -37,13 +43,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+KINDS = {
+    "plain": "plain TRL `GRPOTrainer` (reward function: `score_batch`)",
+    "adapter": "`PolarisGRPOTrainer`, rescue and substitution off (trains the same batch)",
+    "recipe": "`PolarisGRPOTrainer`, rescue and substitution on",
+}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="runs/tiny-cpu/models/base")
     parser.add_argument("--data", default="runs/tiny-cpu/data/arith-train.parquet")
-    parser.add_argument("--steps", type=int, default=16, help="measured steps per round (plus one warm-up)")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of (plain, recipe)")
+    parser.add_argument(
+        "--steps", type=int, default=16, help="measured steps per trainer and round (+1 warm-up)"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of (plain, adapter, recipe)")
     parser.add_argument("--out", default=None, help="write the results as markdown here")
     args = parser.parse_args(argv)
     os.environ.setdefault("POLARIS_QUIET", "1")
@@ -69,12 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems=problems,
     )
 
+    # Per step: time in TRL's generation, in the adapter's generation step, in plain TRL's scoring.
     timers = {"base_generate": 0.0, "adapter_generate": 0.0, "plain_reward": 0.0}
+    sampled: dict[str, list[int]] = {}  # per trainer run: a hash of each step's prompts and sampled ids
+    trained_length: dict[str, list[int]] = {}  # per kind: longest completion trained each step (the padding)
+    current = [""]
     base_generate = trl.GRPOTrainer._generate
-    sampled: dict[str, list[int]] = {}
-    trained_length: dict[
-        str, list[int]
-    ] = {}  # longest completion of each trained batch (sets the padding)  # per trainer run: a hash of each step's sampled token ids
 
     def timed_base_generate(self, prompts):
         t = time.perf_counter()
@@ -83,13 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             timers["base_generate"] += time.perf_counter() - t
         sampled.setdefault(current[0], []).append(
-            hash((tuple(map(str, prompts)), tuple(tuple(c) for c in result[1])))
+            hash((tuple(map(str, prompts)), tuple(map(tuple, result[1]))))
         )
         if current[0].startswith("plain"):
-            trained_length.setdefault("plain", []).append(max(len(c) for c in result[1]))
+            trained_length.setdefault("plain", []).append(max(map(len, result[1])))
         return result
-
-    trl.GRPOTrainer._generate = timed_base_generate  # both trainers: TRL's own generation
 
     class TimedAdapter(PolarisGRPOTrainer):
         def _generate(self, prompts):
@@ -98,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = super()._generate(prompts)
             finally:
                 timers["adapter_generate"] += time.perf_counter() - t
-            trained_length.setdefault("recipe", []).append(max(len(c) for c in result[1]))
+            trained_length.setdefault(current[0].split("-")[0], []).append(max(map(len, result[1])))
             return result
 
     def plain_reward(prompts, completions, answers, **kwargs):
@@ -111,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     class StepClock(TrainerCallback):
         def __init__(self):
             self.times: list[float] = []
-            self.extra: list[float] = []
+            self.extra: list[float] = []  # adapter: its generation step beyond TRL's; plain: its scoring
 
         def on_step_begin(self, args, state, control, **kwargs):
             self._t = time.perf_counter()
@@ -120,100 +132,96 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def on_step_end(self, args, state, control, **kwargs):
             self.times.append(time.perf_counter() - self._t)
-            recipe = (
-                timers["adapter_generate"] - timers["base_generate"] if timers["adapter_generate"] else 0.0
-            )
-            self.extra.append(recipe)
+            if timers["adapter_generate"]:
+                self.extra.append(timers["adapter_generate"] - timers["base_generate"])
+            else:
+                self.extra.append(timers["plain_reward"])
 
-    results: dict[str, list[float]] = {"plain": [], "recipe": []}
-    recipe_extra: list[float] = []
-    plain_scoring: list[float] = []
-    current = [""]
-    with tempfile.TemporaryDirectory() as tmp:
-        for rnd in range(args.rounds):
-            for kind in ("plain", "recipe"):
-                current[0] = f"{kind}-{rnd}"
-                model, tokenizer = load_model(args.model)
-                config = grpo_config(plan, train, Path(tmp) / f"{kind}-{rnd}", seed=0, disable_tqdm=True)
-                clock = StepClock()
-                if kind == "plain":
-                    trainer = trl.GRPOTrainer(
-                        model=model,
-                        args=config,
-                        reward_funcs=[plain_reward],
-                        train_dataset=build_dataset(problems),
-                        processing_class=tokenizer,
-                        callbacks=[clock],
-                    )
-                else:
-                    runtime = RecipeRuntime(
-                        stage=1,
-                        seed=0,
-                        difficulty_log=DifficultyLog(Path(tmp) / f"d{rnd}.jsonl"),
-                        min_informative=-1,
-                        decisions_path=Path(tmp) / f"decisions-{rnd}.jsonl",
-                    )
-                    trainer = TimedAdapter(
+    steps: dict[str, list[float]] = {k: [] for k in KINDS}
+    extra: dict[str, list[float]] = {k: [] for k in KINDS}
+    trl.GRPOTrainer._generate = timed_base_generate  # every trainer: TRL's own generation, timed
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for rnd in range(args.rounds):
+                for kind in KINDS:
+                    current[0] = f"{kind}-{rnd}"
+                    model, tokenizer = load_model(args.model)
+                    config = grpo_config(plan, train, Path(tmp) / current[0], seed=0, disable_tqdm=True)
+                    clock = StepClock()
+                    common = dict(
                         model=model,
                         args=config,
                         train_dataset=build_dataset(problems),
                         processing_class=tokenizer,
-                        runtime=runtime,
                         callbacks=[clock],
                     )
-                if kind == "plain":
-                    # plain TRL's scoring, measured inside its reward function
-                    class Scoring(TrainerCallback):
-                        def on_step_end(self, args, state, control, **kwargs):
-                            plain_scoring.append(timers["plain_reward"])
+                    if kind == "plain":
+                        trainer = trl.GRPOTrainer(reward_funcs=[plain_reward], **common)
+                    else:
+                        on = kind == "recipe"
+                        runtime = RecipeRuntime(
+                            stage=1,
+                            seed=0,
+                            rescue=on,
+                            substitution=on,
+                            min_informative=-1,
+                            difficulty_log=DifficultyLog(Path(tmp) / f"{current[0]}.jsonl"),
+                            decisions_path=Path(tmp) / f"decisions-{current[0]}.jsonl",
+                        )
+                        trainer = TimedAdapter(runtime=runtime, **common)
+                    trainer.train()
+                    steps[kind] += clock.times[1:]  # the first step of each run warms caches
+                    extra[kind] += clock.extra[1:]
+                    print(
+                        f"[overhead] round {rnd} {kind}: median step {statistics.median(clock.times[1:]):.3f}s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    finally:
+        trl.GRPOTrainer._generate = base_generate
 
-                    trainer.add_callback(Scoring())
-                trainer.train()
-                results[kind] += clock.times[1:]  # the first step warms caches
-                if kind == "recipe":
-                    recipe_extra.extend(clock.extra[1:])
-                print(
-                    f"[overhead] round {rnd} {kind}: median step {statistics.median(clock.times[1:]):.3f}s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-
-    plain = statistics.median(results["plain"])
-    recipe = statistics.median(results["recipe"])
-    scoring = statistics.median(plain_scoring[1:]) if len(plain_scoring) > 1 else 0.0
-    own = statistics.median(recipe_extra) - scoring
+    median = {k: statistics.median(v) for k, v in steps.items()}
+    scoring = statistics.median(extra["plain"])
+    own = {k: statistics.median(extra[k]) - scoring for k in ("adapter", "recipe")}
+    runs = [f"{kind}-{r}" for r in range(args.rounds) for kind in KINDS]
     identical = sum(
-        sampled[f"plain-{r}"][i] == sampled[f"recipe-{r}"][i]
+        len(set(col)) == 1
         for r in range(args.rounds)
-        for i in range(len(sampled[f"plain-{r}"]))
+        for col in zip(*(sampled[f"{k}-{r}"] for k in KINDS), strict=True)
     )
     total = sum(len(sampled[f"plain-{r}"]) for r in range(args.rounds))
+    assert all(len(sampled[name]) == args.steps + 1 for name in runs)
+    command = "python bench/overhead.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    ratio = median["adapter"] / median["plain"]
     lines = [
         "# Recipe adapter overhead",
         "",
-        f"Command: `python bench/overhead.py {' '.join(argv if argv is not None else sys.argv[1:])}`".replace(
-            " `", " `"
+        f"Command: `{command.strip()}`",
+        "",
+        f"Tiny model, 16 problems x 8 rollouts, 96 new tokens, T=1.0, learning rate 0 (the weights never move), "
+        f"{args.rounds} rounds of the three trainers in turn, {args.steps} measured steps each per round. "
+        f"Prompts and sampled rollouts were identical in all three trainers at {identical} of {total} steps.",
+        "",
+        "| trainer | median step (s) | ratio to plain | steps |",
+        "|---|---|---|---|",
+        *(
+            f"| {KINDS[k]} | {median[k]:.3f} | {median[k] / median['plain']:.3f} | {len(steps[k])} |"
+            for k in KINDS
         ),
         "",
-        f"Tiny model, 16 problems x 8 rollouts, 96 new tokens, T=1.0, lr 0 (identical batches), "
-        f"{args.rounds} alternating rounds x {args.steps} measured steps per trainer. "
-        f"Prompts and sampled rollouts identical in both trainers at {identical} of {total} steps.",
+        f"**Adapter / plain TRL on identical batches: {ratio:.3f} ({100 * (ratio - 1):+.1f}%).**",
         "",
-        "| trainer | median step (s) | steps |",
-        "|---|---|---|",
-        f"| plain TRL `GRPOTrainer` | {plain:.3f} | {len(results['plain'])} |",
-        f"| `PolarisGRPOTrainer` (rescue + substitution) | {recipe:.3f} | {len(results['recipe'])} |",
+        "The adapter's own work per step, measured inside the step (its generation step minus TRL's "
+        "generation, minus the scoring plain TRL also does; medians): "
+        f"{1000 * own['adapter']:.1f} ms with the recipe off = {100 * own['adapter'] / median['plain']:.2f}% of "
+        f"the plain step; {1000 * own['recipe']:.1f} ms with rescue and substitution on = "
+        f"**{100 * own['recipe'] / median['plain']:.2f}%**. Scoring: {1000 * scoring:.1f} ms per step.",
         "",
-        f"**Step time ratio recipe / plain: {recipe / plain:.3f}** ({100 * (recipe / plain - 1):+.1f}%).",
-        "",
-        f"Recipe's own work per step (adapter generation step minus TRL's generation minus the scoring both do, "
-        f"medians): {1000 * own:.1f} ms = **{100 * own / plain:.2f}% of the plain step**.",
-        f"Scoring (both trainers): {1000 * scoring:.1f} ms per step.",
-        "",
-        "The whole-step ratio also moves with what is trained: substitution replaces all-equal groups by "
-        "copies of informative ones, which changes the batch's longest completion and so its padded length "
-        f"(median longest completion: plain {statistics.median(trained_length['plain']):.0f} tokens, recipe "
-        f"{statistics.median(trained_length['recipe']):.0f}).",
+        "With rescue and substitution on, the trained batch differs from the sampled one (all-equal groups are "
+        "replaced by copies of informative ones), so its forward and backward passes differ too: the median "
+        f"longest trained completion was {statistics.median(trained_length['plain']):.0f} tokens for plain TRL and "
+        f"the recipe-off adapter, {statistics.median(trained_length['recipe']):.0f} with the recipe on. That row "
+        "measures a different batch, not the adapter's cost.",
         "",
     ]
     text = "\n".join(lines)

@@ -50,35 +50,48 @@ def test_full_variant_keeps_the_recipe_and_trains_from_the_base_run(tmp_path):
     assert v.benchmark.endswith("arith-test.parquet")
 
 
+def _flat(d, prefix=""):
+    out = {}
+    for key, value in d.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, path + "."))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for i, item in enumerate(value):
+                out.update(_flat(item, f"{path}[{i}]."))
+        else:
+            out[path] = value
+    return out
+
+
 @pytest.mark.parametrize(
     "name, changed",
     [
-        ("no-filter", {"max_correct": 8, "drop_threshold": 1.0}),
-        ("fixed-temp", {"temperature": 1.0}),
-        ("no-rescue", {"rescue": False}),
-        ("no-substitution", {"substitution": False}),
+        ("no-filter", {"profile.max_correct": 8, "train.drop_threshold": 1.0}),
+        ("fixed-temp", {f"stages[{i}].temperature": 1.0 for i in range(3)}),
+        ("no-rescue", {"train.rescue": False}),
+        ("no-substitution", {"train.substitution": False}),
+        (
+            "vanilla",
+            {
+                "profile.max_correct": 8,
+                "train.drop_threshold": 1.0,
+                "train.rescue": False,
+                "train.substitution": False,
+                "train.epsilon_high": 0.2,
+                "train.dual_clip": None,
+                **{f"stages[{i}].temperature": 1.0 for i in range(3)},
+            },
+        ),
     ],
 )
-def test_each_ablation_turns_off_one_component(tmp_path, name, changed):
-    _, full = _variant(tmp_path, "full")
-    _, r = _variant(tmp_path, name)
-    observed = {
-        "max_correct": r.profile.max_correct,
-        "drop_threshold": r.train.drop_threshold,
-        "temperature": r.stages[0].temperature,
-        "rescue": r.train.rescue,
-        "substitution": r.train.substitution,
-    }
-    baseline = {
-        "max_correct": full.profile.max_correct,
-        "drop_threshold": full.train.drop_threshold,
-        "temperature": full.stages[0].temperature,
-        "rescue": full.train.rescue,
-        "substitution": full.train.substitution,
-    }
-    for key in observed:
-        assert observed[key] == changed.get(key, baseline[key]), key
-    assert r.train.epsilon_high == 0.28 and r.train.dual_clip == 3.0
+def test_each_variant_differs_from_full_in_exactly_its_components(tmp_path, name, changed):
+    full, _ = _variant(tmp_path, "full")
+    variant, _ = _variant(tmp_path, name)
+    a, b = _flat(full), _flat(variant)
+    differing = {k: b.get(k) for k in a.keys() | b.keys() if a.get(k, "absent") != b.get(k, "absent")}
+    differing.pop("name")
+    assert differing == changed
 
 
 def test_vanilla_turns_everything_off(tmp_path):
@@ -115,32 +128,16 @@ def test_mean_curve_and_std_over_seeds():
 
 
 def _fake_run(
-    root: Path,
-    evals: list[tuple[int, int, float]],
-    updates: list[tuple[int, int, float, float]],
-    temps: list[float],
-    points: int,
+    root: Path, records: list[dict], stage_steps: list[int], temps: list[float], points: int
 ) -> Path:
-    """A run directory as the pipeline leaves it: 2 stages of 2 steps."""
+    """A run directory as the pipeline leaves it."""
     (root / "logs").mkdir(parents=True)
     (root / "temperature").mkdir()
-    records = [{"stage": s, "step": t, "eval/arith-test/avg@8": a} for s, t, a in evals]
-    records += [
-        {"stage": s, "step": t, "recipe/skipped": sk, "recipe/zero_advantage_fraction": z}
-        for s, t, sk, z in updates
-    ]
     (root / "logs" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (root / "summary.json").write_text(
-        json.dumps(
-            {
-                "steps": {
-                    "profile": {"status": "done", "seconds": 3.0, "result": {"problems": 50, "k": 8}},
-                    "train:1": {"status": "done", "seconds": 10.0, "result": {"steps": 2}},
-                    "train:2": {"status": "done", "seconds": 12.0, "result": {"steps": 2}},
-                }
-            }
-        )
-    )
+    steps = {"profile": {"status": "done", "seconds": 3.0, "result": {"problems": 50, "k": 8}}}
+    for i, n in enumerate(stage_steps, start=1):
+        steps[f"train:{i}"] = {"status": "done", "seconds": 10.0, "result": {"steps": n}}
+    (root / "summary.json").write_text(json.dumps({"steps": steps}))
     for i, t in enumerate(temps, start=1):
         (root / "temperature" / f"stage-{i}.json").write_text(
             json.dumps({"chosen": t, "problems": 10, "n": 4, "points": [{}] * points})
@@ -148,54 +145,86 @@ def _fake_run(
     return root
 
 
+def _ev(stage, step, acc):
+    return {"stage": stage, "step": step, "eval/arith-test/avg@8": acc}
+
+
+def _up(stage, step, skipped, zero):
+    return {"stage": stage, "step": step, "recipe/skipped": skipped, "recipe/zero_advantage_fraction": zero}
+
+
 def test_read_variant_puts_stages_on_one_rollout_axis(tmp_path):
-    run = _fake_run(
-        tmp_path / "r",
-        evals=[(1, 2, 0.5), (2, 2, 0.6)],
-        updates=[(1, 1, 0.0, 0.25), (1, 2, 1.0, 0.5), (2, 1, 0.0, 0.0), (2, 2, 0.0, 0.5)],
-        temps=[0.8, 0.9],
-        points=3,
-    )
-    r = ablation.read_variant(
-        run, "vanilla", 0, 0.45, rollouts_per_step=32, profile_used=True, search_used=True
-    )
-    assert r.curve == [(0, 0.45), (64, 0.5), (128, 0.6)]
-    # three steps entered updates, with zero-advantage fractions 0.25, 0, 0.5; one of four was skipped
-    assert r.zero_advantage_share == pytest.approx(0.25) and r.skipped_share == pytest.approx(0.25)
+    # stage 1: 4 steps, evaluated at 2 and 4; stage 2: 2 steps, evaluated at 2. Stage 2 was killed once
+    # and restarted: its first attempt's records (0.99, zero 1.0) come first and must lose to the redo.
+    records = [
+        _up(1, 1, 0.0, 0.25),
+        _up(1, 2, 1.0, 0.5),
+        _ev(1, 2, 0.5),
+        _up(1, 3, 0.0, 0.0),
+        _up(1, 4, 0.0, 0.0),
+        _ev(1, 4, 0.55),
+        _up(2, 1, 0.0, 1.0),
+        _up(2, 2, 0.0, 1.0),
+        _ev(2, 2, 0.99),  # the killed attempt
+        _up(2, 1, 0.0, 0.5),
+        _up(2, 2, 0.0, 0.25),
+        _ev(2, 2, 0.6),
+    ]
+    run = _fake_run(tmp_path / "r", records, stage_steps=[4, 2], temps=[0.8, 0.9], points=3)
+    r = ablation.read_variant(run, "full", 0, 0.45, rollouts_per_step=32, profile_used=True, search_used=True)
+    assert r.curve == [(0, 0.45), (2 * 32, 0.5), (4 * 32, 0.55), (6 * 32, 0.6)]
+    # five steps entered updates (one of six skipped), zero-advantage fractions 0.25, 0, 0, 0.5, 0.25
+    assert r.entered_steps == 5 and r.skipped_share == pytest.approx(1 / 6)
+    assert r.zero_advantage_share == pytest.approx(1.0 / 5)
     assert r.one_off_rollouts == 50 * 8 + 2 * (10 * 4 * 3)
-    assert r.seconds == pytest.approx(25.0) and r.stage_temperatures == [0.8, 0.9]
+    assert r.seconds == pytest.approx(23.0) and r.stage_temperatures == [0.8, 0.9]
     r = ablation.read_variant(
-        run, "vanilla", 0, 0.45, rollouts_per_step=32, profile_used=False, search_used=False
+        run, "full", 0, 0.45, rollouts_per_step=32, profile_used=False, search_used=False
     )
     assert r.one_off_rollouts == 0
 
 
+def test_zero_advantage_share_is_unknown_when_every_step_was_skipped(tmp_path):
+    run = _fake_run(
+        tmp_path / "r", [_up(1, 1, 1.0, 0.0), _ev(1, 1, 0.5)], stage_steps=[1], temps=[1.0], points=1
+    )
+    r = ablation.read_variant(run, "full", 0, 0.4, rollouts_per_step=8, profile_used=False, search_used=False)
+    assert r.zero_advantage_share is None and r.entered_steps == 0 and r.skipped_share == 1.0
+    assert ablation.summarize([r], ["full"])["full"]["zero_advantage_share"] is None
+
+
 def test_summarize_compares_with_vanilla():
-    def run(variant, seed, curve):
+    def run(variant, seed, curve, zero=0.0, entered=10):
         return ablation.VariantRun(
             variant=variant,
             seed=seed,
             curve=curve,
-            zero_advantage_share=0.0,
+            zero_advantage_share=zero,
             skipped_share=0.0,
-            one_off_rollouts=0,
+            entered_steps=entered,
+            one_off_rollouts=50,
             seconds=60.0,
         )
 
     runs = [
-        run("vanilla", 0, [(0, 0.4), (100, 0.45), (200, 0.50)]),
-        run("vanilla", 1, [(0, 0.4), (100, 0.47), (200, 0.52)]),
+        # vanilla peaks above its final: still 100% of its own budget by definition
+        run("vanilla", 0, [(0, 0.4), (100, 0.53), (200, 0.50)], zero=0.4, entered=10),
+        run("vanilla", 1, [(0, 0.4), (100, 0.51), (200, 0.52)], zero=0.1, entered=30),
         run("full", 0, [(0, 0.4), (100, 0.55), (200, 0.60)]),
         run("full", 1, [(0, 0.4), (100, 0.53), (200, 0.62)]),
     ]
     stats = ablation.summarize(runs, ["vanilla", "full"])
     assert stats["vanilla"]["final_mean"] == pytest.approx(0.51)
+    assert stats["vanilla"]["final_std"] == pytest.approx(0.0141421, rel=1e-5)
     assert stats["full"]["final_mean"] == pytest.approx(0.61)
     assert stats["full"]["vs_vanilla_points"] == pytest.approx(10.0)
-    # full's mean curve: 0.40 at 0, 0.54 at 100; reaches 0.51 at 0 + 100 * 0.11/0.14
+    assert stats["vanilla"]["share_of_vanilla_rollouts"] == 1.0
+    # full's mean curve: 0.40 at 0, 0.54 at 100; reaches 0.51 at 100 * 0.11/0.14
     assert stats["full"]["rollouts_to_vanilla_final"] == pytest.approx(100 * 0.11 / 0.14)
     assert stats["full"]["share_of_vanilla_rollouts"] == pytest.approx(0.11 / 0.14 / 2)
-    assert stats["vanilla"]["share_of_vanilla_rollouts"] == pytest.approx(1.0)
+    assert stats["full"]["share_with_one_off"] == pytest.approx((100 * 0.11 / 0.14 + 50) / 200)
+    # pooled over entered steps: (0.4 * 10 + 0.1 * 30) / 40
+    assert stats["vanilla"]["zero_advantage_share"] == pytest.approx(0.175)
 
 
 def test_reduced_ablation_end_to_end(tiny_run, tmp_path):
@@ -229,11 +258,52 @@ def test_reduced_ablation_end_to_end(tiny_run, tmp_path):
         curve = data["variants"][variant]["curve"]
         assert [x for x, _, _ in curve] == [0, 2 * per_step, 4 * per_step]
         assert all(0.0 <= m <= 1.0 for _, m, _ in curve)
-    # both start from the same model, evaluated once
-    assert data["variants"]["vanilla"]["curve"][0][1] == data["variants"]["full"]["curve"][0][1]
+    # step 0 is the warm-started model, evaluated once per seed and cached by its weights
+    cached = list((tmp_path / "work").glob("base-s0-all-*.json"))
+    assert len(cached) == 1
+    assert data["variants"]["full"]["curve"][0][1] == json.loads(cached[0].read_text())["avg@k"]
+    full_runs = [r for r in data["runs"] if r["variant"] == "full"]
+    assert all(
+        r["entered_steps"] > 0 for r in full_runs
+    )  # some steps trained, so the next line means something
     assert data["variants"]["full"]["zero_advantage_share"] == 0.0  # substitution leaves no dead groups
     assert data["variants"]["vanilla"]["one_off_rollouts"] == 0
     assert data["variants"]["full"]["one_off_rollouts"] > 0
     table = (tmp_path / "out" / "ablation.md").read_text()
     assert "| vanilla |" in table and "| full |" in table
     assert (tmp_path / "out" / "ablation.png").stat().st_size > 0
+
+
+def test_work_directory_is_tied_to_one_warm_start(tmp_path):
+    base = tmp_path / "base"
+    (base / "models" / "base").mkdir(parents=True)
+    weights = base / "models" / "base" / "model.safetensors"
+    weights.write_bytes(b"one")
+    ablation.stamp_work(tmp_path / "work", base)
+    ablation.stamp_work(tmp_path / "work", base)  # same weights: fine
+    weights.write_bytes(b"two")
+    with pytest.raises(SystemExit, match="another warm-started model"):
+        ablation.stamp_work(tmp_path / "work", base)
+
+
+def test_overhead_bench_runs_three_trainers_on_identical_batches(tiny_run, tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_overhead", REPO / "bench" / "overhead.py")
+    overhead = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(overhead)
+    import trl
+
+    generate = trl.GRPOTrainer._generate
+    out = tmp_path / "overhead.md"
+    args = [
+        "--model",
+        str(tiny_run / "models" / "base"),
+        "--data",
+        str(tiny_run / "data" / "arith-train.parquet"),
+    ]
+    assert overhead.main([*args, "--steps", "2", "--rounds", "1", "--out", str(out)]) == 0
+    assert trl.GRPOTrainer._generate is generate  # the timing patch is undone
+    text = out.read_text()
+    assert "identical in all three trainers at 3 of 3 steps" in text
+    for label in overhead.KINDS.values():
+        assert f"| {label} |" in text
+    assert "Adapter / plain TRL on identical batches:" in text

@@ -70,3 +70,22 @@ def test_sigkill_mid_stage_then_resume(tiny_run, tmp_path):
     state = json.loads((out / "work" / "checkpoint-6" / "polaris_state.json").read_text())
     assert state["stage"] == 1 and "store" in state
     assert (out / "model" / "model.safetensors").exists()
+
+
+def test_stage_killed_before_its_first_checkpoint_restarts_with_clean_logs(tiny_run, tmp_path):
+    """A kill before the first checkpoint leaves records of steps that will be redone from step 0: the
+    restarted stage cuts them, so every step is logged once."""
+    from polaris.io import append_jsonl
+
+    out = tmp_path / "restart"
+    for step in (1, 2, 3):  # what the killed attempt wrote
+        append_jsonl(out / "logs" / "metrics.jsonl", {"stage": 1, "step": step, "train/loss": 9.0})
+        append_jsonl(out / "work" / "decisions-rank0.jsonl", {"stage": 1, "step": step, "stale": True})
+    cmd = [str(BIN / "polaris"), *train_args(tiny_run, out, steps=2, save_steps=10)]
+    done = subprocess.run(cmd, env=env(2), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = read_jsonl(out / "logs" / "metrics.jsonl")
+    assert [r["step"] for r in metrics] == [1, 2]
+    assert all(r["train/loss"] != 9.0 for r in metrics)
+    decisions = read_jsonl(out / "work" / "decisions-rank0.jsonl")
+    assert [r["step"] for r in decisions] == [1, 2] and not any(r.get("stale") for r in decisions)

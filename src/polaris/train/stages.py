@@ -319,13 +319,14 @@ def train_stage(model_dir: Path, plan: StagePlan, train: TrainSettings, *, seed:
     metrics_path = logs_dir / "metrics.jsonl"
     if initial_state is not None and initial_state.exists():
         runtime.load_state_dict(json.loads(initial_state.read_text()))
+    step = 0  # records of this stage past the step it starts from are from a killed attempt: cut them
     if resume is not None:
         runtime.load_state_dict(json.loads((resume / STATE_FILE).read_text()))
         step = int(resume.name.split("-")[1])
-        truncate_metrics(runtime.decisions_path, plan.index, step)  # each rank its own audit log
-        if state.is_main_process:
-            truncate_metrics(metrics_path, plan.index, step)
         log(f"[polaris] stage {plan.index}: resuming from {resume.name}")
+    truncate_metrics(runtime.decisions_path, plan.index, step)  # each rank its own audit log
+    if state.is_main_process:
+        truncate_metrics(metrics_path, plan.index, step)
     config = grpo_config(plan, train, work_dir, seed=seed, num_processes=state.num_processes,
                          use_cpu=not _has_gpu(), bf16=dtype == "bfloat16")
     callback = RecipeCallback(runtime, metrics_path, logs_dir / "tb" / f"stage-{plan.index}",
