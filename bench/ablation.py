@@ -85,9 +85,16 @@ QUICK = Budget(seeds=(0,), steps_per_stage=10, eval_every=10, eval_limit=100)
 
 
 def variant_recipe(
-    base_recipe: dict[str, Any], variant: str, *, seed: int, budget: Budget, base_run: Path
+    base_recipe: dict[str, Any],
+    variant: str,
+    *,
+    seed: int,
+    budget: Budget,
+    base_run: Path,
+    profile_records: Path | None = None,
 ) -> dict[str, Any]:
-    """The recipe dict of one variant and seed, training from ``base_run``'s warm-started model."""
+    """The recipe dict of one variant and seed, training from ``base_run``'s warm-started model
+    (and reusing the seed's difficulty profile ``profile_records`` when given)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     r = copy.deepcopy(base_recipe)
@@ -113,6 +120,8 @@ def variant_recipe(
         stage["steps"] = budget.steps_per_stage
         stage["val_temperature"] = eval_t
     k = int(r.get("profile", {}).get("k", 8))
+    if profile_records is not None:
+        r.setdefault("profile", {})["records"] = str(profile_records)
     no_filter = variant in ("no-filter", "vanilla")
     fixed_temp = variant in ("fixed-temp", "vanilla")
     if no_filter:
@@ -312,6 +321,42 @@ def stamp_work(work: Path, base_run: Path) -> None:
     stamp.write_text(json.dumps({"sha256": digest, "base_run": str(base_run)}))
 
 
+def shared_profile(
+    base_recipe: dict[str, Any], work: Path, seed: int, budget: Budget, base_run: Path
+) -> Path:
+    """The difficulty profile of the warm-started model at ``seed``, made once and reused by every
+    variant of that seed (``profile.records``): the profile depends only on the model, the data, the
+    seed and the profile settings, which the variants share."""
+    from polaris.config import load_recipe
+    from polaris.data.loaders import load_problems
+    from polaris.models.loading import load_model
+    from polaris.train.stages import profile_difficulty, write_records
+
+    path = work / f"profile-s{seed}-{model_digest(base_run)[:12]}.jsonl"
+    if path.exists():
+        return path
+    spec = work / "recipes" / f"profile-s{seed}.yaml"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(
+        yaml.safe_dump(variant_recipe(base_recipe, "full", seed=seed, budget=budget, base_run=base_run))
+    )
+    recipe = load_recipe(spec)
+    settings = recipe.profile
+    model, tokenizer = load_model(recipe.model.path, dtype=recipe.model.dtype)
+    records = profile_difficulty(
+        model,
+        tokenizer,
+        load_problems(recipe.data.train),
+        k=settings.k,
+        temperature=settings.temperature,
+        max_new_tokens=settings.max_new_tokens or recipe.stages[0].max_response_tokens,
+        batch_size=recipe.train.generation_batch_size,
+        seed=recipe.seed,
+    )
+    write_records(records, path)
+    return path
+
+
 def run_variant(recipe: dict[str, Any], work: Path) -> Path:
     from polaris.pipeline import run_recipe
 
@@ -393,9 +438,9 @@ def write_markdown(
         "final mean (linear between evaluations), as a share of vanilla's training rollouts (vanilla: 100% "
         "by definition); **with one-off** adds the rollouts the variant spent outside training.",
         "- **one-off**: rollouts of the difficulty profile (8 per training problem) and of the temperature "
-        "searches, counted for the variants that use them. (Every variant's run still performs the "
-        "profile, which keeps everything when filtering is off, and measures its fixed temperature once; "
-        "those runs are in min/run, not in one-off.)",
+        "searches, counted for the variants that use them. The profile is made once per seed and reused by "
+        "every variant of that seed (`profile.records`); variants without filtering keep every problem. "
+        "A variant with a fixed temperature still measures it once (not counted).",
         "- **zero-adv**: share of the rollouts entering updates whose group had all-equal rewards (zero "
         "advantage), over all seeds; **skipped**: share of steps the skip rule skipped.",
         "- vanilla runs through the same adapter with the recipe switched off (its advantages use std + "
@@ -517,9 +562,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = []
     for seed in budget.seeds:
         base_acc = base_accuracy(base_run, work, seed, budget, base_recipe.get("eval", {}))
+        profile = shared_profile(base_recipe, work, seed, budget, base_run)
         for variant in args.variants:
             t0 = time.monotonic()
-            recipe = variant_recipe(base_recipe, variant, seed=seed, budget=budget, base_run=base_run)
+            recipe = variant_recipe(
+                base_recipe, variant, seed=seed, budget=budget, base_run=base_run, profile_records=profile
+            )
             run_dir = run_variant(recipe, work)
             result = read_variant(
                 run_dir,

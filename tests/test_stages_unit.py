@@ -54,3 +54,38 @@ def test_read_jsonl_ignores_only_a_torn_last_line(tmp_path):
     path.write_text('{"a": 1}\n{"a\n{"a": 3}\n', encoding="utf-8")
     with pytest.raises(ValueError, match="line 2"):
         read_jsonl(path)
+
+
+def _problems(ids):
+    from polaris.data.problem import Problem
+
+    return [Problem(id=i, problem=f"q {i}", answer="1") for i in ids]
+
+
+def test_read_profile_returns_a_record_per_problem_in_problem_order(tmp_path):
+    from polaris.pipeline import read_profile
+
+    path = tmp_path / "records.jsonl"
+    for pid, correct in [("b", 3), ("a", 8), ("extra", 0)]:  # extra problems in the file are ignored
+        append_jsonl(path, {"problem_id": pid, "correct": correct, "k": 8, "mean_length": 10.0})
+    records = read_profile(path, _problems(["a", "b"]), k=8)
+    assert [(r.problem_id, r.correct) for r in records] == [("a", 8), ("b", 3)]
+
+
+def test_read_profile_names_what_is_wrong(tmp_path):
+    import pytest
+
+    from polaris.config import RecipeError
+    from polaris.pipeline import read_profile
+
+    with pytest.raises(RecipeError, match="not found"):
+        read_profile(tmp_path / "missing.jsonl", _problems(["a"]), k=8)
+    path = tmp_path / "records.jsonl"
+    append_jsonl(path, {"problem_id": "a", "correct": 3, "k": 8, "mean_length": 10.0})
+    with pytest.raises(RecipeError, match=r"no record for 1 training problem\(s\), e\.g\. 'b'"):
+        read_profile(path, _problems(["a", "b"]), k=8)
+    with pytest.raises(RecipeError, match=r"line 1: problem 'a' was profiled with k=8, the recipe's profile.k is 4"):
+        read_profile(path, _problems(["a"]), k=4)
+    append_jsonl(path, {"problem_id": "b", "correct": 9, "k": 8, "mean_length": 1.0})
+    with pytest.raises(RecipeError, match=r"records.jsonl line 2: .*correct must be in 0..8"):
+        read_profile(path, _problems(["a", "b"]), k=8)

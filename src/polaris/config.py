@@ -121,6 +121,10 @@ class ProfileSettings:
     """Keep problems solved at least this many times of k (0 keeps the unsolved ones, on purpose)."""
     max_correct: int | None = None
     """Keep problems solved at most this many times; default k-1 (drop the solved ones)."""
+    records: str | None = None
+    """Reuse a saved profile instead of generating one: a ``records.jsonl`` written by ``polaris profile``
+    or by a run (``profile/records.jsonl``) with the same model, covering every training problem at this
+    ``k``. Profiling 8 rollouts per problem is the costliest step before training; ``None``: profile now."""
 
 
 @dataclass

@@ -8,7 +8,8 @@ Steps (each recorded in ``RUN_DIR/summary.json`` with its status and seconds):
    base model.
 3. ``eval:base`` — the base model on every evaluation benchmark (avg@k).
 4. ``profile`` — k=8 rollouts per training problem with the model about to be trained; drop the
-   solved ones, keep the unsolved ones (SPEC 1).
+   solved ones, keep the unsolved ones (SPEC 1). With ``profile.records`` a saved profile of the
+   same model and data is reused instead.
 5. For each stage k: ``drop:k`` (k > 1: drop problems whose logged accuracy in stage k-1
    averaged > 0.9), ``temperature:k`` (stage 1: start of the exploration zone; later stages: the
    lowest temperature, not below the previous one, whose diversity matches the previous stage's),
@@ -264,12 +265,16 @@ def profile_step(run: RunDir) -> dict[str, Any]:
     recipe = run.recipe
     settings = recipe.profile
     problems = load_training_problems(run)
-    model, tokenizer = load_model(model_dir(run, 1), dtype=recipe.model.dtype)
-    records = profile_difficulty(
-        model, tokenizer, problems, k=settings.k, temperature=settings.temperature,
-        max_new_tokens=settings.max_new_tokens or recipe.stages[0].max_response_tokens,
-        batch_size=recipe.train.generation_batch_size, seed=recipe.seed,
-    )
+    if settings.records:
+        records = read_profile(settings.records, problems, k=settings.k)
+        log(f"[polaris] profile: reusing {settings.records}")
+    else:
+        model, tokenizer = load_model(model_dir(run, 1), dtype=recipe.model.dtype)
+        records = profile_difficulty(
+            model, tokenizer, problems, k=settings.k, temperature=settings.temperature,
+            max_new_tokens=settings.max_new_tokens or recipe.stages[0].max_response_tokens,
+            batch_size=recipe.train.generation_batch_size, seed=recipe.seed,
+        )
     write_records(records, run.path / "profile" / "records.jsonl")
     kept = filter_by_pass_rate(records, min_correct=settings.min_correct, max_correct=settings.max_correct)
     write_json(run.path / "data" / "stage-1.ids.json", [r.problem_id for r in kept])
@@ -278,6 +283,36 @@ def profile_step(run: RunDir) -> dict[str, Any]:
     log(f"[polaris] difficulty 0/{settings.k}..{settings.k}/{settings.k}: {before}; kept {len(kept)} of {len(records)}")
     return {"k": settings.k, "histogram": before, "histogram_kept": after, "problems": len(records),
             "kept": len(kept)}
+
+
+def read_profile(path: str | Path, problems, *, k: int):
+    """The saved profile's record of every training problem (``profile.records``), in problem order.
+
+    Raises ``RecipeError`` naming the file and line of a bad record, a problem the file lacks, or a
+    record profiled with another ``k``.
+    """
+    from polaris.config import RecipeError
+    from polaris.io import read_jsonl
+    from polaris.recipe import DifficultyRecord
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"profile.records: {path} not found")
+    by_id = {}
+    for line, row in enumerate(read_jsonl(path), start=1):
+        try:
+            record = DifficultyRecord.from_dict(row)
+        except ValueError as e:
+            raise RecipeError(f"profile.records: {path} line {line}: {e}") from None
+        if record.k != k:
+            raise RecipeError(f"profile.records: {path} line {line}: problem {record.problem_id!r} was profiled "
+                              f"with k={record.k}, the recipe's profile.k is {k}")
+        by_id[record.problem_id] = record
+    missing = [p.id for p in problems if p.id not in by_id]
+    if missing:
+        raise RecipeError(f"profile.records: {path} has no record for {len(missing)} training problem(s), "
+                          f"e.g. {missing[0]!r}: profile the same data set")
+    return [by_id[p.id] for p in problems]
 
 
 def drop_step(run: RunDir, stage: int) -> dict[str, Any]:
@@ -414,7 +449,10 @@ def main(config: RunConfig) -> int:
     except (RecipeError, LaunchError) as e:
         raise SystemExit(f"polaris run: {e}") from None
     _init_distributed()
-    run_recipe(config.recipe, config.run_dir)
+    try:
+        run_recipe(config.recipe, config.run_dir)
+    except RecipeError as e:
+        raise SystemExit(f"polaris run: {e}") from None
     return 0
 
 

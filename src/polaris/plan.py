@@ -55,6 +55,8 @@ def profile_summary(recipe: RecipeConfig, run_dir: Path) -> dict[str, Any] | Non
     from polaris.recipe import DifficultyRecord, filter_by_pass_rate, pass_histogram
 
     path = run_dir / "profile" / "records.jsonl"
+    if not path.is_file() and recipe.profile.records:
+        path = Path(recipe.profile.records)  # the saved profile the run will reuse
     if not path.is_file():
         return None
     records = [DifficultyRecord.from_dict(r) for r in read_jsonl(path)]
@@ -178,7 +180,8 @@ def format_plan(plan: dict[str, Any]) -> str:
                  f"tokens; keep problems solved {p['min_correct']}..{p['max_correct']} of {p['k']}")
     if p["existing"]:
         e = p["existing"]
-        lines.append(f"  profiled       {e['problems']} problems, 0/{p['k']}..{p['k']}/{p['k']}: {e['histogram']}")
+        lines.append(f"  profiled       {e['problems']} problems, 0/{p['k']}..{p['k']}/{p['k']}: {e['histogram']} "
+                     f"({e['path']})")
         lines.append(f"  after filter   {e['kept']} problems: {e['histogram_kept']}")
     else:
         lines.append(f"  (not profiled yet: {plan['run_dir']}/profile/records.jsonl is written by the profile step)")
