@@ -169,10 +169,10 @@ def read_variant(
     search_used: bool,
 ) -> VariantRun:
     """Curve, zero-advantage share and costs of a finished variant run directory."""
-    records = [
-        json.loads(line) for line in (run_dir / "logs" / "metrics.jsonl").read_text().splitlines() if line
-    ]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    from polaris.io import read_json, read_jsonl
+
+    records = read_jsonl(run_dir / "logs" / "metrics.jsonl")
+    summary = read_json(run_dir / "summary.json")
     steps_per_stage = {
         int(k.split(":")[1]): v["result"]["steps"]
         for k, v in summary["steps"].items()
@@ -269,31 +269,36 @@ def ensure_base(base_run: Path, recipe_path: Path) -> None:
     run.step("warm_start", lambda: warm_start(run))
 
 
-def base_accuracy(
-    base_run: Path, work: Path, seed: int, budget: Budget, eval_settings: dict[str, Any]
-) -> float:
-    """avg@8 of the warm-started model at the validation settings (cached per seed)."""
-    from polaris.config import EvalSettings
+def full_recipe(base_recipe: dict[str, Any], work: Path, seed: int, budget: Budget, base_run: Path):
+    """The ``full`` variant at ``seed`` as a loaded recipe: the settings the shared steps use."""
+    from polaris.config import load_recipe
+
+    spec = work / "recipes" / f"shared-s{seed}.yaml"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(
+        yaml.safe_dump(variant_recipe(base_recipe, "full", seed=seed, budget=budget, base_run=base_run))
+    )
+    return load_recipe(spec)
+
+
+def base_accuracy(recipe, work: Path, base_run: Path) -> float:
+    """avg@8 of the warm-started model with the variants' validation settings (cached per seed)."""
     from polaris.data.loaders import load_problems
     from polaris.evaluate import evaluate_problems
     from polaris.models.loading import load_model
+    from polaris.train.validation import validation_eval_settings
 
-    cache = work / f"base-s{seed}-{budget.eval_limit or 'all'}-{model_digest(base_run)[:12]}.json"
+    v = recipe.train.validation
+    cache = work / f"base-s{recipe.seed}-{v.limit or 'all'}-{model_digest(base_run)[:12]}.json"
     if cache.exists():
         return json.loads(cache.read_text())["avg@k"]
-    problems = load_problems(base_run / "data" / f"{BENCH}.parquet", limit=budget.eval_limit)
-    model, tokenizer = load_model(base_run / "models" / "base")
-    settings = EvalSettings(
-        benchmarks=[BENCH],
-        k=8,
-        temperature=float(eval_settings.get("temperature", 0.6)),
-        top_p=1.0,
-        top_k=0,
-        max_new_tokens=int(eval_settings.get("max_new_tokens", 128)),
+    problems = load_problems(v.benchmark, limit=v.limit)
+    model, tokenizer = load_model(recipe.model.path)
+    settings = validation_eval_settings(
+        v, temperature=recipe.stages[0].val_temperature, max_new_tokens=v.max_new_tokens
     )
     # the validation callback samples with seed + step; step 0 here
-    _, summary = evaluate_problems(model, tokenizer, problems, settings, seed=seed, desc=f"eval base s{seed}")
-    work.mkdir(parents=True, exist_ok=True)
+    _, summary = evaluate_problems(model, tokenizer, problems, settings, seed=recipe.seed, desc="eval base")
     cache.write_text(json.dumps({"avg@k": summary["avg@k"]}))
     return summary["avg@k"]
 
@@ -321,39 +326,18 @@ def stamp_work(work: Path, base_run: Path) -> None:
     stamp.write_text(json.dumps({"sha256": digest, "base_run": str(base_run)}))
 
 
-def shared_profile(
-    base_recipe: dict[str, Any], work: Path, seed: int, budget: Budget, base_run: Path
-) -> Path:
-    """The difficulty profile of the warm-started model at ``seed``, made once and reused by every
-    variant of that seed (``profile.records``): the profile depends only on the model, the data, the
-    seed and the profile settings, which the variants share."""
-    from polaris.config import load_recipe
+def shared_profile(recipe, work: Path, base_run: Path) -> Path:
+    """The difficulty profile of the warm-started model at the recipe's seed, made once and reused by
+    every variant of that seed (``profile.records``): the profile depends only on the model, the
+    data, the seed and the profile settings, which the variants share."""
     from polaris.data.loaders import load_problems
-    from polaris.models.loading import load_model
-    from polaris.train.stages import profile_difficulty, write_records
+    from polaris.pipeline import generate_profile
+    from polaris.train.stages import write_records
 
-    path = work / f"profile-s{seed}-{model_digest(base_run)[:12]}.jsonl"
-    if path.exists():
-        return path
-    spec = work / "recipes" / f"profile-s{seed}.yaml"
-    spec.parent.mkdir(parents=True, exist_ok=True)
-    spec.write_text(
-        yaml.safe_dump(variant_recipe(base_recipe, "full", seed=seed, budget=budget, base_run=base_run))
-    )
-    recipe = load_recipe(spec)
-    settings = recipe.profile
-    model, tokenizer = load_model(recipe.model.path, dtype=recipe.model.dtype)
-    records = profile_difficulty(
-        model,
-        tokenizer,
-        load_problems(recipe.data.train),
-        k=settings.k,
-        temperature=settings.temperature,
-        max_new_tokens=settings.max_new_tokens or recipe.stages[0].max_response_tokens,
-        batch_size=recipe.train.generation_batch_size,
-        seed=recipe.seed,
-    )
-    write_records(records, path)
+    path = work / f"profile-s{recipe.seed}-{model_digest(base_run)[:12]}.jsonl"
+    if not path.exists():
+        records = generate_profile(recipe, recipe.model.path, load_problems(recipe.data.train))
+        write_records(records, path)
     return path
 
 
@@ -561,8 +545,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rollouts_per_step = int(base_recipe["train"]["batch_prompts"]) * int(base_recipe["train"]["rollouts"])
     runs = []
     for seed in budget.seeds:
-        base_acc = base_accuracy(base_run, work, seed, budget, base_recipe.get("eval", {}))
-        profile = shared_profile(base_recipe, work, seed, budget, base_run)
+        shared = full_recipe(base_recipe, work, seed, budget, base_run)
+        base_acc = base_accuracy(shared, work, base_run)
+        profile = shared_profile(shared, work, base_run)
         for variant in args.variants:
             t0 = time.monotonic()
             recipe = variant_recipe(

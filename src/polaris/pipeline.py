@@ -258,9 +258,8 @@ def model_dir(run: RunDir, stage: int) -> Path:
 
 
 def profile_step(run: RunDir) -> dict[str, Any]:
-    from polaris.models.loading import load_model
     from polaris.recipe import filter_by_pass_rate, pass_histogram
-    from polaris.train.stages import profile_difficulty, write_records
+    from polaris.train.stages import write_records
 
     recipe = run.recipe
     settings = recipe.profile
@@ -269,12 +268,7 @@ def profile_step(run: RunDir) -> dict[str, Any]:
         records = read_profile(settings.records, problems, k=settings.k)
         log(f"[polaris] profile: reusing {settings.records}")
     else:
-        model, tokenizer = load_model(model_dir(run, 1), dtype=recipe.model.dtype)
-        records = profile_difficulty(
-            model, tokenizer, problems, k=settings.k, temperature=settings.temperature,
-            max_new_tokens=settings.max_new_tokens or recipe.stages[0].max_response_tokens,
-            batch_size=recipe.train.generation_batch_size, seed=recipe.seed,
-        )
+        records = generate_profile(recipe, model_dir(run, 1), problems)
     write_records(records, run.path / "profile" / "records.jsonl")
     kept = filter_by_pass_rate(records, min_correct=settings.min_correct, max_correct=settings.max_correct)
     write_json(run.path / "data" / "stage-1.ids.json", [r.problem_id for r in kept])
@@ -283,6 +277,20 @@ def profile_step(run: RunDir) -> dict[str, Any]:
     log(f"[polaris] difficulty 0/{settings.k}..{settings.k}/{settings.k}: {before}; kept {len(kept)} of {len(records)}")
     return {"k": settings.k, "histogram": before, "histogram_kept": after, "problems": len(records),
             "kept": len(kept)}
+
+
+def generate_profile(recipe: RecipeConfig, model_path: str | Path, problems):
+    """SPEC 1's profile with the recipe's settings: k rollouts of every problem by the model at ``model_path``."""
+    from polaris.models.loading import load_model
+    from polaris.train.stages import profile_difficulty
+
+    settings = recipe.profile
+    model, tokenizer = load_model(model_path, dtype=recipe.model.dtype)
+    return profile_difficulty(
+        model, tokenizer, problems, k=settings.k, temperature=settings.temperature,
+        max_new_tokens=settings.max_new_tokens or recipe.stages[0].max_response_tokens,
+        batch_size=recipe.train.generation_batch_size, seed=recipe.seed,
+    )
 
 
 def read_profile(path: str | Path, problems, *, k: int):
