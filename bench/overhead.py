@@ -65,21 +65,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     import trl
     from transformers import TrainerCallback
 
-    from polaris.config import StageSettings, TrainSettings
+    from polaris.config import TrainSettings
     from polaris.data.loaders import load_problems
     from polaris.models.loading import load_model, set_threads
     from polaris.recipe import DifficultyLog
     from polaris.reward import score_batch
     from polaris.train.grpo import PolarisGRPOTrainer, RecipeRuntime
-    from polaris.train.stages import StagePlan, build_dataset, grpo_config
+    from polaris.train.stages import StageRun, build_dataset, grpo_config
 
     set_threads()
     problems = load_problems(args.data)
     train = TrainSettings(batch_prompts=16, rollouts=8, learning_rate=0.0, save_steps=10_000)
-    plan = StagePlan(
+    stage = StageRun(
         index=1,
-        settings=StageSettings(steps=args.steps + 1, max_response_tokens=96),
+        steps=args.steps + 1,
         temperature=1.0,
+        max_response_tokens=96,
+        learning_rate=train.learning_rate,
         problems=problems,
     )
 
@@ -146,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for kind in KINDS:
                     current[0] = f"{kind}-{rnd}"
                     model, tokenizer = load_model(args.model)
-                    config = grpo_config(plan, train, Path(tmp) / current[0], seed=0, disable_tqdm=True)
+                    config = grpo_config(stage, train, Path(tmp) / current[0], seed=0, disable_tqdm=True)
                     clock = StepClock()
                     common = dict(
                         model=model,

@@ -17,6 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO.parent / "shared" / "data" / "polaris-benchmarks"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs the whole pipeline run (``tiny_run``, minutes) is ``slow``: ``make test``
+    runs them, ``make test-fast`` leaves them out."""
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """An untrained tiny model folder (tokenizer included), for format and plumbing tests."""

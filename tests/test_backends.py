@@ -20,7 +20,7 @@ from polaris.models.yarn import YarnSettings
 def test_registry_names_and_unknown_name():
     assert sorted(BACKENDS) == ["transformers", "vllm"]
     assert check_backend("vllm") == "vllm"
-    with pytest.raises(ValueError, match=r"unknown backend 'sglang'; valid backends: \['transformers', 'vllm'\]"):
+    with pytest.raises(BackendError, match=r"unknown backend 'sglang'; valid backends: \['transformers', 'vllm'\]"):
         load_backend("sglang", "some/model")
 
 

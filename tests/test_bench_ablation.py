@@ -1,4 +1,5 @@
-"""The ablation harness (bench/ablation.py): variant recipes, the analysis, and a reduced end-to-end run."""
+"""The ablation: its variant recipes and analysis (polaris.run.ablation), and the runner (bench/ablation.py)
+in a reduced end-to-end run."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from polaris.config import load_recipe
+from polaris.config import load_recipe, recipe_from_data, to_dict
+from polaris.errors import RunError
+from polaris.run import ablation
+from polaris.run.layout import RunLayout, TemperatureRecord, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,16 +26,16 @@ def _load_bench():
     return module
 
 
-ablation = _load_bench()
-BASE = yaml.safe_load((REPO / "recipes" / "tiny-cpu.yaml").read_text())
+bench = _load_bench()
+BASE = load_recipe(REPO / "recipes" / "tiny-cpu.yaml")
 
 
 def _variant(tmp_path, name, seed=1):
     budget = ablation.Budget(seeds=(seed,), steps_per_stage=40, eval_every=20, eval_limit=None)
     recipe = ablation.variant_recipe(BASE, name, seed=seed, budget=budget, base_run=tmp_path / "base")
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return recipe, load_recipe(path)  # every variant is a valid recipe
+    data = to_dict(recipe)
+    assert recipe_from_data(data) == recipe  # every variant is a valid recipe
+    return data, recipe
 
 
 def test_full_variant_keeps_the_recipe_and_trains_from_the_base_run(tmp_path):
@@ -87,7 +90,7 @@ def _flat(d, prefix=""):
 )
 def test_each_variant_differs_from_full_in_exactly_its_components(tmp_path, name, changed):
     full, _ = _variant(tmp_path, "full")
-    variant, _ = _variant(tmp_path, name)
+    variant, _ = _variant(tmp_path, name)  # as data: to_dict of the RecipeConfig
     a, b = _flat(full), _flat(variant)
     differing = {k: b.get(k) for k in a.keys() | b.keys() if a.get(k, "absent") != b.get(k, "absent")}
     differing.pop("name")
@@ -129,20 +132,21 @@ def test_mean_curve_and_std_over_seeds():
 
 def _fake_run(
     root: Path, records: list[dict], stage_steps: list[int], temps: list[float], points: int
-) -> Path:
-    """A run directory as the pipeline leaves it."""
-    (root / "logs").mkdir(parents=True)
-    (root / "temperature").mkdir()
-    (root / "logs" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+) -> RunLayout:
+    """A run directory as the pipeline leaves it (written through its layout)."""
+    run = RunLayout(root)
+    write_jsonl(run.metrics, records)
     steps = {"profile": {"status": "done", "seconds": 3.0, "result": {"problems": 50, "k": 8}}}
     for i, n in enumerate(stage_steps, start=1):
         steps[f"train:{i}"] = {"status": "done", "seconds": 10.0, "result": {"steps": n}}
-    (root / "summary.json").write_text(json.dumps({"steps": steps}))
+    run.write_summary({"steps": steps})
     for i, t in enumerate(temps, start=1):
-        (root / "temperature" / f"stage-{i}.json").write_text(
-            json.dumps({"chosen": t, "problems": 10, "n": 4, "points": [{}] * points})
+        run.write_temperature(
+            TemperatureRecord(
+                stage=i, rule="exploration-start", chosen=t, points=[{}] * points, problems=10, n=4
+            )
         )
-    return root
+    return run
 
 
 def _ev(stage, step, acc):
@@ -171,6 +175,11 @@ def test_read_variant_puts_stages_on_one_rollout_axis(tmp_path):
         _ev(2, 2, 0.6),
     ]
     run = _fake_run(tmp_path / "r", records, stage_steps=[4, 2], temps=[0.8, 0.9], points=3)
+    assert ablation.read_variant(
+        run.root, "full", 0, 0.45, rollouts_per_step=32, profile_used=True, search_used=True
+    ) == ablation.read_variant(
+        run, "full", 0, 0.45, rollouts_per_step=32, profile_used=True, search_used=True
+    )  # a path or a layout
     r = ablation.read_variant(run, "full", 0, 0.45, rollouts_per_step=32, profile_used=True, search_used=True)
     assert r.curve == [(0, 0.45), (2 * 32, 0.5), (4 * 32, 0.55), (6 * 32, 0.6)]
     # five steps entered updates (one of six skipped), zero-advantage fractions 0.25, 0, 0, 0.5, 0.25
@@ -229,8 +238,8 @@ def test_summarize_compares_with_vanilla():
 
 def test_reduced_ablation_end_to_end(tiny_run, tmp_path):
     """Two variants, two stages of two steps each, on the session's tiny run: files, curves, the 0% rule."""
-    recipe = tiny_run / "recipe.yaml"
-    code = ablation.main(
+    recipe = RunLayout(tiny_run).recipe
+    code = bench.main(
         [
             "--recipe",
             str(recipe),
@@ -275,15 +284,27 @@ def test_reduced_ablation_end_to_end(tiny_run, tmp_path):
 
 
 def test_work_directory_is_tied_to_one_warm_start(tmp_path):
-    base = tmp_path / "base"
-    (base / "models" / "base").mkdir(parents=True)
-    weights = base / "models" / "base" / "model.safetensors"
+    base = RunLayout(tmp_path / "base")
+    base.model("base").mkdir(parents=True)
+    weights = base.model("base") / "model.safetensors"
     weights.write_bytes(b"one")
-    ablation.stamp_work(tmp_path / "work", base)
-    ablation.stamp_work(tmp_path / "work", base)  # same weights: fine
+    bench.stamp_work(tmp_path / "work", base)
+    bench.stamp_work(tmp_path / "work", base)  # same weights: fine
     weights.write_bytes(b"two")
-    with pytest.raises(SystemExit, match="another warm-started model"):
-        ablation.stamp_work(tmp_path / "work", base)
+    with pytest.raises(RunError, match="another warm-started model"):
+        bench.stamp_work(tmp_path / "work", base)
+
+
+def test_the_runner_reports_a_refused_work_directory_without_a_traceback(tmp_path, capsys):
+    base = RunLayout(tmp_path / "base")
+    base.model("base").mkdir(parents=True)
+    (base.model("base") / "config.json").write_text("{}")  # the base run is complete: nothing is made
+    (base.model("base") / "model.safetensors").write_bytes(b"one")
+    bench.stamp_work(tmp_path / "work", base)
+    (base.model("base") / "model.safetensors").write_bytes(b"two")
+    args = ["--quick", "--base-run", str(base.root), "--work", str(tmp_path / "work"), "--out", str(tmp_path)]
+    assert bench.main([*args, "--recipe", str(REPO / "recipes" / "tiny-cpu.yaml")]) == 2
+    assert "another warm-started model" in capsys.readouterr().err
 
 
 def test_overhead_bench_runs_three_trainers_on_identical_batches(tiny_run, tmp_path):
@@ -294,12 +315,8 @@ def test_overhead_bench_runs_three_trainers_on_identical_batches(tiny_run, tmp_p
 
     generate = trl.GRPOTrainer._generate
     out = tmp_path / "overhead.md"
-    args = [
-        "--model",
-        str(tiny_run / "models" / "base"),
-        "--data",
-        str(tiny_run / "data" / "arith-train.parquet"),
-    ]
+    run = RunLayout(tiny_run)
+    args = ["--model", str(run.model("base")), "--data", str(run.split("arith-train"))]
     assert overhead.main([*args, "--steps", "2", "--rounds", "1", "--out", str(out)]) == 0
     assert trl.GRPOTrainer._generate is generate  # the timing patch is undone
     text = out.read_text()

@@ -35,7 +35,7 @@ def test_defaults_are_the_paper_objective():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("nme: x\n", r"r.yaml: unknown key\(s\) \['nme'\]"),
+        ("nme: x\n", r"r.yaml: nme: unknown key \(did you mean 'name'\?\); valid keys: \['data'"),
         ("train:\n  rollouts: many\n", r"train.rollouts: expected an integer"),
         ("stages:\n  - {steps: 3, temperature: hot}\n", r"stages\[0\].temperature"),
         ("stages: []\n", r"at least one stage"),

@@ -8,13 +8,16 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from polaris.benchmarks import BENCHMARKS, resolve_benchmark
+from polaris.commands import EvalConfig
 from polaris.config import EvalSettings
 from polaris.data.problem import DataError
-from polaris.evaluate import RESULT_COLUMNS, EvalConfig, format_table, summarize
+from polaris.evaluate import RESULT_COLUMNS, format_table, summarize
+from polaris.run.layout import RunLayout
 
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "polaris-benchmarks"
 FILES = ["aime24", "aime25", "amc23", "minerva", "olympiad"]
@@ -88,18 +91,29 @@ def test_named_benchmark_online_reads_the_hub_columns(monkeypatch):
     assert [(p.id, p.problem, p.answer) for p in bench.problems] == [("7", "What is $1+1$?", ["2"])]
 
 
-def test_config_validation_says_what_to_change():
-    with pytest.raises(ValueError, match="--original-max-position"):
-        EvalConfig("m", yarn_factor=1.5)
-    with pytest.raises(ValueError, match=r"valid backends: \['transformers', 'vllm'\]"):
-        EvalConfig("m", backend="tgi")
-    with pytest.raises(ValueError, match="--k must be >= 1"):
-        EvalConfig("m", k=0)
-    with pytest.raises(ValueError, match="--top-p"):
-        EvalConfig("m", top_p=0.0)
-    config = EvalConfig("m", k=3, temperature=0.6)
-    s = config.settings_for(32, BENCHMARKS["aime24"].sampling)
+def test_config_validation_says_what_to_change(tmp_path):
+    from polaris.commands import eval_settings
+    from polaris.errors import PolarisError
+
+    with pytest.raises(PolarisError, match="--original-max-position"):
+        EvalConfig("m", yarn_factor=1.5).check()
+    with pytest.raises(PolarisError, match=r"valid backends: \['transformers', 'vllm'\]"):
+        EvalConfig("m", backend="tgi").check()
+    with pytest.raises(PolarisError, match="--k must be >= 1"):
+        EvalConfig("m", k=0).check()
+    with pytest.raises(PolarisError, match="--top-p"):
+        EvalConfig("m", top_p=0.0).check()
+    aime = SimpleNamespace(name="aime24", k=32, sampling=BENCHMARKS["aime24"].sampling)
+    s = eval_settings(EvalConfig("m", k=3, temperature=0.6), aime)
     assert (s.k, s.temperature, s.top_p, s.top_k, s.max_new_tokens) == (3, 0.6, 1.0, 20, 90000)
+    # with a recipe: its eval section and its k rule, options still win
+    from polaris.config import load_recipe
+
+    recipe = load_recipe(None, ["eval.temperature=0.8", "eval.max_new_tokens=1000", "eval.top_k=0"])
+    s = eval_settings(EvalConfig("m"), aime, recipe)
+    assert (s.k, s.temperature, s.top_k, s.max_new_tokens) == (32, 0.8, 0, 1000)
+    s = eval_settings(EvalConfig("m", temperature=0.6), aime, load_recipe(None, ["eval.paper_k=false", "eval.k=4"]))
+    assert (s.k, s.temperature) == (4, 0.6)
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -156,7 +170,7 @@ def test_eval_runs_offline_on_every_reference_file(tiny_model_dir: Path, tmp_pat
 
 def test_eval_builtin_task_with_yarn(tiny_model_dir: Path, tmp_path: Path):
     from polaris.benchmarks import builtin_test_problems
-    from polaris.evaluate import EvalConfig, run_eval
+    from polaris.commands import EvalConfig, run_eval
 
     config = EvalConfig(str(tiny_model_dir), benchmark=["arith-test"], k=2, max_new_tokens=6, limit=4,
                         out=str(tmp_path / "out"), yarn_factor=2.0, original_max_position=256)
@@ -181,10 +195,10 @@ def test_builtin_task_from_a_run_directory(tmp_path: Path):
     run = tmp_path / "run"
     write_problems([Problem("t-0", "Compute 1+1.", "2"), Problem("t-1", "Compute 2+2.", "4")],
                    run / "data" / "arith-test.parquet")
-    bench = resolve_benchmark("arith-test", run_dir=run)
+    bench = resolve_benchmark("arith-test", builtin_test=RunLayout(run).split("arith-test"))
     assert [p.id for p in bench.problems] == ["t-0", "t-1"] and bench.k == 8
-    with pytest.raises(FileNotFoundError, match="drop --run-dir"):
-        resolve_benchmark("arith-test", run_dir=tmp_path / "nowhere")
+    with pytest.raises(DataError, match="drop --run-dir"):
+        resolve_benchmark("arith-test", builtin_test=RunLayout(tmp_path / "nowhere").split("arith-test"))
 
 
 def test_eval_help(capsys):

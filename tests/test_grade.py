@@ -129,7 +129,9 @@ def test_missing_column_names_file_and_column(tmp_path: Path, suffix: str, capsy
         import pyarrow.parquet as pq
 
         pq.write_table(pa.Table.from_pylist(rows), path)
-    assert main(GradeConfig(str(path))) == 2
+    from polaris.cli import main as cli_main
+
+    assert cli_main(["grade", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "'response'" in err and "no such column" in err
 
@@ -178,7 +180,9 @@ def test_config_validation(tmp_path: Path, kwargs: dict, message: str) -> None:
     for name in ("r.csv", "r.jsonl"):
         (tmp_path / name).write_text("{}\n")
     kwargs = {**kwargs, "file": kwargs["file"].format(tmp=tmp_path)}
-    with pytest.raises(SystemExit, match=message):
+    from polaris.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
         GradeConfig(**kwargs)
 
 

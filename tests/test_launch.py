@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from polaris.config import load_recipe
-from polaris.launch import (
+from polaris.errors import RecipeError
+from polaris.run.launch import (
     ACCELERATE_CONFIGS,
     CONFIGS_DIR,
     Command,
@@ -24,7 +25,7 @@ from polaris.launch import (
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = "recipes/tiny-cpu.yaml"
-CPU_CONFIG = '"$(python -m polaris.launch config cpu-2proc)"'
+CPU_CONFIG = '"$(polaris configs cpu-2proc)"'
 
 
 def write_recipe(tmp_path, extra: str) -> Path:
@@ -62,11 +63,12 @@ def test_unknown_config_lists_the_shipped_ones():
 
 
 def test_config_path_command_prints_the_path(capsys):
-    from polaris.launch import main
+    from polaris.cli import main
 
-    assert main(["config", "cpu-2proc"]) == 0
+    assert main(["configs", "cpu-2proc"]) == 0
     assert capsys.readouterr().out.strip() == str(CONFIGS_DIR / "cpu-2proc.yaml")
-    assert main(["config", "nope"]) == 2
+    assert main(["configs", "nope"]) == 2
+    assert "polaris configs: accelerate config 'nope'" in capsys.readouterr().err
 
 
 def test_cpu_launch_line_is_the_documented_one():
@@ -108,14 +110,14 @@ def test_several_machines(tmp_path):
                       "--machine_rank", "$MACHINE_RANK", "--main_process_ip", "10.1.2.3",
                       "--main_process_port", "29500", "-m", "polaris.cli", "run", "r.yaml"]
     assert c.where.startswith("every machine")
-    documented = ('accelerate launch --config_file "$(python -m polaris.launch config multinode-zero3)" '
+    documented = ('accelerate launch --config_file "$(polaris configs multinode-zero3)" '
                   "--machine_rank $MACHINE_RANK --main_process_ip 10.0.0.1 --main_process_port 29500 "
                   "-m polaris.cli run qwen3-4b-4nodes.yaml")
     assert documented in (REPO / "docs" / "reproducing-polaris-4b.md").read_text(encoding="utf-8")
     recipe.launch.main_process_ip = "10.0.0.1"  # the docs' four-machine settings
     recipe.launch.train_devices = recipe.launch.vllm_devices = None
     line = accelerate_command(recipe, "qwen3-4b-4nodes.yaml").shell()
-    assert line == documented.replace('"$(python -m polaris.launch config multinode-zero3)"',
+    assert line == documented.replace('"$(polaris configs multinode-zero3)"',
                                       str(CONFIGS_DIR / "multinode-zero3.yaml"))
     no_ip = load_recipe(path)
     no_ip.launch.main_process_ip = None
@@ -124,7 +126,8 @@ def test_several_machines(tmp_path):
 
 
 def test_colocate_mode_has_no_server_and_sizes_the_engine(tmp_path):
-    from polaris.train.stages import StagePlan, grpo_config
+    from polaris.run.plan import build_plan
+    from polaris.train.stages import grpo_config
 
     path = write_recipe(tmp_path, "")
     text = path.read_text(encoding="utf-8").replace("vllm_mode: server ", "vllm_mode: colocate ")
@@ -135,8 +138,8 @@ def test_colocate_mode_has_no_server_and_sizes_the_engine(tmp_path):
     recipe = load_recipe(path)
     commands = launch_commands(recipe, "r.yaml")
     assert [c.argv[0] for c in commands] == ["accelerate"]
-    stage = recipe.stages[2]
-    c = grpo_config(StagePlan(3, stage, 1.5, []), recipe.train, tmp_path, seed=0, num_processes=4)
+    stage = build_plan(recipe).stage(3).training(1.5, [])
+    c = grpo_config(stage, recipe.train, tmp_path, seed=0, num_processes=4)
     assert c.use_vllm and c.vllm_mode == "colocate" and c.vllm_enable_sleep_mode
     assert (c.vllm_gpu_memory_utilization, c.vllm_tensor_parallel_size) == (0.35, 1)
     assert c.vllm_max_model_length == 1024 + 52224
@@ -144,7 +147,7 @@ def test_colocate_mode_has_no_server_and_sizes_the_engine(tmp_path):
 
 def test_processes_must_divide_the_batch(tmp_path):
     recipe = load_recipe(REPO / "recipes" / "qwen3-4b.yaml")
-    with pytest.raises(LaunchError, match=r"1024 sequences must divide evenly over 24"):
+    with pytest.raises(RecipeError, match=r"1024 sequences must divide evenly over .* = 24"):
         recipe.launch.num_processes = 24
         resolve_layout(recipe)
 
@@ -155,7 +158,7 @@ def test_documented_4b_commands_are_what_the_recipe_gives():
     server, trainer = launch_commands(recipe, "recipes/qwen3-4b.yaml")
     docs = (REPO / "docs" / "reproducing-polaris-4b.md").read_text(encoding="utf-8")
     assert server.shell() in docs
-    ds = '"$(python -m polaris.launch config deepspeed-zero3)"'
+    ds = '"$(polaris configs deepspeed-zero3)"'
     assert trainer.shell().replace(str(CONFIGS_DIR / "deepspeed-zero3.yaml"), ds) in docs
 
 
@@ -166,7 +169,7 @@ def test_execute_runs_the_trainer_and_stops_the_server(tmp_path):
     trainer = Command([sys.executable, "-c", f"import pathlib, time\nfor _ in range(200):\n"
                                              f"    if pathlib.Path({str(marker)!r}).exists(): break\n"
                                              "    time.sleep(0.05)\nraise SystemExit(3)"])
-    assert execute([server, trainer], log_dir=tmp_path / "logs") == 3
+    assert execute([server, trainer], server_log=tmp_path / "logs" / "vllm-server.log") == 3
     assert marker.exists() and (tmp_path / "logs" / "vllm-server.log").exists()
     # the server's process group is gone
     out = subprocess.run(["pgrep", "-f", re.escape(str(marker))], capture_output=True, text=True)
@@ -174,7 +177,7 @@ def test_execute_runs_the_trainer_and_stops_the_server(tmp_path):
 
 
 def test_launch_on_several_machines_only_prints(tmp_path, capsys, monkeypatch):
-    import polaris.launch as launch
+    import polaris.run.launch as launch
 
     path = write_recipe(tmp_path, "")
     text = path.read_text(encoding="utf-8").replace(
@@ -182,6 +185,9 @@ def test_launch_on_several_machines_only_prints(tmp_path, capsys, monkeypatch):
         "  num_processes: 4\n", "  accelerate_config: multinode-zero3\n  main_process_ip: 10.1.2.3\n")
     path.write_text(text, encoding="utf-8")
     monkeypatch.setattr(launch, "execute", lambda *a, **k: pytest.fail("nothing may start"))
-    assert launch.launch_main(str(path), None, None) == 0
+    from polaris.run.layout import RunLayout
+
+    recipe = load_recipe(path)
+    assert launch.launch_main(recipe, str(path), RunLayout(tmp_path / "run"), run_dir=None, accelerate_config=None) == 0
     out = capsys.readouterr().out
     assert "--machine_rank $MACHINE_RANK " in out and "nothing was started" in out

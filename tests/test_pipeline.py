@@ -118,30 +118,35 @@ def test_rerun_skips_finished_and_continues_unfinished(tiny_run):
     assert after["results"]["stage-2"]["arith-test"]["avg@k"] == before["results"]["stage-2"]["arith-test"]["avg@k"]
 
 
-def test_other_recipe_refused(tiny_run, tmp_path):
+def test_other_recipe_refused(tiny_run, tmp_path, capsys):
     other = tmp_path / "other.yaml"
     other.write_text((tiny_run.parent / "tiny-test.yaml").read_text().replace("seed: 0\nmodel", "seed: 1\nmodel"))
-    import pytest
-
-    with pytest.raises(SystemExit, match="different recipe"):
-        main(["run", str(other), "--run-dir", str(tiny_run)])
+    assert main(["run", str(other), "--run-dir", str(tiny_run)]) == 2
+    assert "was started with a different recipe" in capsys.readouterr().err
 
 
-def test_profile_and_temperature_commands_alone(tiny_run, tmp_path):
+def test_profile_temperature_and_train_commands_alone(tiny_run, tmp_path):
+    """The single steps on a recipe's defaults plus overrides, each picking up what the last wrote."""
+    from polaris.run.layout import RunLayout
+
     model = str(tiny_run / "models" / "base")
     data = str(tiny_run / "data" / "arith-train.parquet")
-    out = tmp_path / "profile"
-    assert main(["profile", model, "--data", data, "--out", str(out), "--k", "4", "--limit", "12",
-                 "--max-new-tokens", "80"]) == 0
-    records = read_jsonl(out / "records.jsonl")
+    out = tmp_path / "alone"
+    common = ["--data", data, "--out", str(out), "--set", "data.limit=12", "--set", "stages[0].max_response_tokens=80"]
+    assert main(["profile", model, *common, "--set", "profile.k=4"]) == 0
+    records = read_jsonl(out / "profile" / "records.jsonl")
     assert len(records) == 12 and all(r["k"] == 4 and 0 <= r["correct"] <= 4 for r in records)
-    kept = json.loads((out / "kept.ids.json").read_text())
+    kept = json.loads((out / "data" / "stage-1.ids.json").read_text())
     assert kept == [r["problem_id"] for r in records if r["correct"] < 4]
-    hist = json.loads((out / "histogram.json").read_text())
-    assert hist["all"] == [sum(r["correct"] == c for r in records) for c in range(5)]
-    choice = tmp_path / "t.json"
-    assert main(["temperature", model, "--data", data, "--ids", str(out / "kept.ids.json"), "--grid", "0.6", "1.0",
-                 "--problems", "6", "--n", "4", "--max-new-tokens", "80", "--out", str(choice)]) == 0
-    result = json.loads(choice.read_text())
+    assert main(["temperature", model, *common, "--set", "temperature_search.grid=[0.6, 1.0]",
+                 "--set", "temperature_search.problems=6", "--set", "temperature_search.n=4"]) == 0
+    result = json.loads((out / "temperature" / "stage-1.json").read_text())
     assert result["rule"] == "exploration-start" and result["chosen"] in (0.6, 1.0)
     assert [p["temperature"] for p in result["points"]] == [0.6, 1.0]
+    assert result["problems"] == min(6, len(kept))
+    assert main(["train", model, *common, "--set", "stages[0].steps=1", "--set", "train.batch_prompts=2",
+                 "--set", "train.rollouts=2"]) == 0
+    [metrics] = RunLayout(out).read_metrics()
+    assert metrics["stage"] == 1 and metrics["step"] == 1 and metrics["recipe/temperature"] == result["chosen"]
+    assert metrics["recipe/problems"] == len(kept)  # trained on what the profile kept
+    assert (out / "models" / "stage-1" / "model.safetensors").exists()

@@ -1,4 +1,4 @@
-"""GRPO advantages with the unbiased std (SPEC 5), computed by hand."""
+"""GRPO advantages with the unbiased std (docs/method.md § The objective), computed by hand."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Difficulty profile, pass-rate filter, the per-step log and the between-stage drop rule (SPEC 1)."""
+"""Difficulty profile, pass-rate filter, the per-step log and the between-stage drop rule (docs/method.md § Difficulty-aware data)."""
 
 import json
 

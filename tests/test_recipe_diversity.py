@@ -1,4 +1,4 @@
-"""Distinct-n diversity (SPEC 2), counted by hand."""
+"""Distinct-n diversity (docs/method.md § Diversity-based temperature), counted by hand."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Rollout rescue (SPEC 4): what is stored, what is rescued, and nothing else changes."""
+"""Rollout rescue (docs/method.md § Informative batches): what is stored, what is rescued, and nothing else changes."""
 
 import json
 import random

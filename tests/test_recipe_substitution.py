@@ -1,4 +1,4 @@
-"""Intra-batch informative substitution (SPEC 4), done right: rewards travel with tokens."""
+"""Intra-batch informative substitution (docs/method.md § Informative batches), done right: rewards travel with tokens."""
 
 import random
 from collections import Counter

@@ -1,4 +1,4 @@
-"""Temperature rules (SPEC 2) on grids shaped like the paper's measurements."""
+"""Temperature rules (docs/method.md § Diversity-based temperature) on grids shaped like the paper's measurements."""
 
 import random
 

@@ -1,6 +1,6 @@
-"""The shipped real-model recipes against SPEC's tables, and the engine arguments they resolve to.
+"""The shipped real-model recipes against the paper's tables (docs/method.md), and the engine arguments they resolve to.
 
-Expected values are copied from SPEC sections 3, 5, 7 and 8, not computed from the recipes.
+Expected values are copied from docs/method.md § Multi-stage training, § The objective, § Train short, test long and § Evaluation protocol, not computed from the recipes.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from polaris.config import RecipeError, load_recipe, stage_context
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 
-# SPEC 3: train T, val T, max response tokens per stage.
-SPEC3 = {
+# docs/method.md § Multi-stage training: train T, val T, max response tokens per stage.
+PAPER_SCHEDULES = {
     "qwen3-4b.yaml": ("Qwen/Qwen3-4B", [1.40, 1.45, 1.50], [1.2, 1.4, 1.4], [39936, 48128, 52224]),
     "r1-distill-7b.yaml": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", [0.7, 1.0, 1.1], [0.6, 0.8, 0.8],
                            [15360, 23552, 31744]),
@@ -30,9 +30,9 @@ def recipe(name: str):
     return load_recipe(RECIPES / name)
 
 
-@pytest.mark.parametrize("name", sorted(SPEC3))
-def test_stage_schedule_is_spec3(name):
-    model, temps, val_temps, lengths = SPEC3[name]
+@pytest.mark.parametrize("name", sorted(PAPER_SCHEDULES))
+def test_stage_schedule_is_the_papers(name):
+    model, temps, val_temps, lengths = PAPER_SCHEDULES[name]
     r = recipe(name)
     assert r.model.path == model and r.model.dtype == "bfloat16"
     assert [s.temperature for s in r.stages] == temps
@@ -43,8 +43,8 @@ def test_stage_schedule_is_spec3(name):
     assert r.profile.k == 8 and r.profile.min_correct == 0 and r.profile.max_correct is None  # drop 8/8 only
 
 
-@pytest.mark.parametrize("name", sorted(SPEC3))
-def test_objective_is_spec5(name):
+@pytest.mark.parametrize("name", sorted(PAPER_SCHEDULES))
+def test_objective_is_the_papers(name):
     t = recipe(name).train
     assert (t.batch_prompts, t.rollouts) == (128, 8)
     assert t.learning_rate == 1e-6 and t.weight_decay == 0.01 and t.max_grad_norm == 1.0
@@ -54,36 +54,36 @@ def test_objective_is_spec5(name):
     assert t.save_steps == 10
 
 
-@pytest.mark.parametrize("name", sorted(SPEC3))
+@pytest.mark.parametrize("name", sorted(PAPER_SCHEDULES))
 def test_validation_is_aime24_avg8_every_10_steps(name):
     v = recipe(name).train.validation
     assert (v.benchmark, v.k, v.every_steps, v.top_p, v.top_k) == ("aime24", 8, 10, 1.0, 0)
 
 
-@pytest.mark.parametrize("name", sorted(SPEC3))
-def test_evaluation_is_spec8(name):
+@pytest.mark.parametrize("name", sorted(PAPER_SCHEDULES))
+def test_evaluation_is_the_papers(name):
     r = recipe(name)
     e = r.eval
     assert e.benchmarks == list(PAPER_K) and e.paper_k
     assert (e.top_p, e.top_k, e.max_new_tokens) == (1.0, 20, 90000)
     # never above the training temperature of the final model
     assert e.temperature <= r.stages[-1].temperature
-    from polaris.train.validation import benchmark_k
+    from polaris.run.plan import benchmark_k
 
     assert {b: benchmark_k(b, r) for b in e.benchmarks} == PAPER_K
 
 
 @pytest.mark.parametrize("name", QWEN3)
 def test_qwen3_evaluates_with_yarn_and_raises_positions(name):
-    from polaris.launch import eval_context, yarn_settings
+    from polaris.run.plan import build_plan, yarn_settings
 
     r = recipe(name)
-    assert r.eval.temperature == 1.4  # SPEC 8
+    assert r.eval.temperature == 1.4  # docs/method.md § Evaluation protocol
     assert r.model.native_max_position_embeddings == 40960
     yarn = yarn_settings(r)
     assert (yarn.factor, yarn.original_max_position_embeddings, yarn.max_position_embeddings) == (1.5, 40960, 61440)
-    assert eval_context(r) == 1024 + 90000
-    # SPEC 3: positions raised before a stage exceeds the native 40960 (stage 1 needs exactly 40960)
+    assert build_plan(r).eval.context == 1024 + 90000
+    # docs/method.md § Multi-stage training: positions raised before a stage exceeds the native 40960 (stage 1 needs exactly 40960)
     contexts = [stage_context(r, i) for i in range(len(r.stages))]
     assert contexts[0] == 40960 and all(c > 40960 for c in contexts[1:])
     assert r.model.max_position_embeddings == max(contexts)
@@ -99,19 +99,20 @@ def test_r1_distill_fits_its_native_context():
 # -- engine arguments ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(SPEC3))
+@pytest.mark.parametrize("name", sorted(PAPER_SCHEDULES))
 def test_grpo_config_carries_the_recipe(name, tmp_path):
-    from polaris.launch import resolve_layout
-    from polaris.train.stages import StagePlan, grpo_config
+    from polaris.run.launch import resolve_layout
+    from polaris.run.plan import build_plan
+    from polaris.train.stages import grpo_config
 
     r = recipe(name)
     processes = resolve_layout(r).num_processes
     assert processes == 4
     for i, stage in enumerate(r.stages, start=1):
-        plan = StagePlan(index=i, settings=stage, temperature=float(stage.temperature), problems=[])
+        plan = build_plan(r).stage(i).training(float(stage.temperature), [])
         c = grpo_config(plan, r.train, tmp_path, seed=r.seed, num_processes=processes, use_cpu=True, bf16=True)
-        assert c.temperature == SPEC3[name][1][i - 1]
-        assert c.max_completion_length == SPEC3[name][3][i - 1]
+        assert c.temperature == PAPER_SCHEDULES[name][1][i - 1]
+        assert c.max_completion_length == PAPER_SCHEDULES[name][3][i - 1]
         assert c.max_steps == stage.steps and c.save_steps == 10
         assert c.learning_rate == 1e-6 and c.lr_scheduler_type.value == "constant" and c.warmup_steps == 0
         assert (c.epsilon, c.epsilon_high, c.delta, c.beta) == (0.2, 0.28, 3.0, 0.0)
@@ -131,20 +132,20 @@ def trl_serve(args):
     return script_args, extra, build_command(script_args, extra)
 
 
-@pytest.mark.parametrize("name", sorted(SPEC3))
+@pytest.mark.parametrize("name", sorted(PAPER_SCHEDULES))
 def test_vllm_server_args_parse_in_trl(name):
-    from polaris.launch import vllm_serve_command
+    from polaris.run.launch import vllm_serve_command
 
     r = recipe(name)
     command = vllm_serve_command(r)
     assert command.argv[:2] == ["trl", "vllm-serve"] and command.env == {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}
     script, extra, vllm = trl_serve(command.argv[2:])
-    longest = 1024 + max(SPEC3[name][3])
-    assert script.model == SPEC3[name][0] and script.max_model_len == longest
+    longest = 1024 + max(PAPER_SCHEDULES[name][3])
+    assert script.model == PAPER_SCHEDULES[name][0] and script.max_model_len == longest
     assert (script.tensor_parallel_size, script.gpu_memory_utilization, script.port) == (4, 0.9, 8000)
     assert script.dtype == "bfloat16" and script.host == "0.0.0.0"
     assert vllm[vllm.index("--max-model-len") + 1] == str(longest)
-    if name in QWEN3:  # positions raised past the native 40960 for the server too (SPEC 3), no YaRN
+    if name in QWEN3:  # positions raised past the native 40960 for the server too (docs/method.md § Multi-stage training), no YaRN
         assert extra[0] == "--hf-overrides" and json.loads(extra[1]) == {"max_position_embeddings": longest}
         assert extra == vllm[-2:]
     else:
@@ -153,7 +154,7 @@ def test_vllm_server_args_parse_in_trl(name):
 
 @pytest.mark.parametrize("name", QWEN3)
 def test_eval_engine_has_yarn_overrides(name):
-    from polaris.launch import eval_vllm_engine_kwargs
+    from polaris.run.plan import eval_vllm_engine_kwargs
 
     config = {"rope_theta": 1000000, "max_position_embeddings": 40960}
     kwargs = eval_vllm_engine_kwargs(recipe(name), "runs/x/models/stage-2", config)
@@ -164,9 +165,9 @@ def test_eval_engine_has_yarn_overrides(name):
     assert kwargs["dtype"] == "bfloat16"
 
 
-@pytest.mark.parametrize("name", sorted(SPEC3))
+@pytest.mark.parametrize("name", sorted(PAPER_SCHEDULES))
 def test_accelerate_command(name):
-    from polaris.launch import CONFIGS_DIR, accelerate_command
+    from polaris.run.launch import CONFIGS_DIR, accelerate_command
 
     c = accelerate_command(recipe(name), f"recipes/{name}")
     assert c.env == {"CUDA_VISIBLE_DEVICES": "4,5,6,7"}
@@ -208,7 +209,7 @@ def test_dry_run_prints_the_qwen3_4b_plan(capsys, tmp_path):
 
 
 def test_dry_run_shows_the_data_after_filtering(tmp_path):
-    from polaris.plan import dry_run
+    from polaris.run.plan import dry_run
 
     run = tmp_path / "run"
     (run / "profile").mkdir(parents=True)
@@ -236,7 +237,7 @@ def test_dry_run_shows_the_data_after_filtering(tmp_path):
         ({"train": {"micro_batch_sequences": 3}}, r"train.micro_batch_sequences 3 must"),
         ({"eval": {"yarn_factor": 1.0}}, r"eval.yarn_factor must be > 1"),
         ({"train": {"engine": {"vllm_mode": "remote"}}}, r"train.engine.vllm_mode: 'remote' is not one of"),
-        ({"eval": {"backend": "sglang"}}, r"unknown backend 'sglang'; valid backends"),
+        ({"eval": {"backend": "sglang"}}, r"eval.backend: unknown backend 'sglang'; valid backends"),
     ],
 )
 def test_bad_settings_say_what_to_change(tmp_path, edit, message):
@@ -254,17 +255,20 @@ def test_bad_settings_say_what_to_change(tmp_path, edit, message):
             data[section] = values
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    from polaris.run.plan import build_plan
+
     with pytest.raises(RecipeError, match=message):
-        load_recipe(path)
+        build_plan(load_recipe(path))  # the plan is built before any run or dry run starts
 
 
 def test_tiny_recipe_keeps_its_trl_settings(tmp_path):
     """The new settings' defaults leave the built-in recipe's GRPOConfig as it was."""
-    from polaris.train.stages import StagePlan, grpo_config
+    from polaris.run.plan import build_plan
+    from polaris.train.stages import grpo_config
 
     r = recipe("tiny-cpu.yaml")
     assert r.train.validation.every_steps == 0 and r.launch.accelerate_config is None
-    plan = StagePlan(index=1, settings=r.stages[0], temperature=1.0, problems=[])
+    plan = build_plan(r).stage(1).training(1.0, [])
     c = grpo_config(plan, r.train, tmp_path, seed=0)
     assert (c.per_device_train_batch_size, c.gradient_accumulation_steps, c.steps_per_generation) == (128, 1, 1)
     assert not c.use_vllm and not c.gradient_checkpointing and not c.bf16

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from polaris.report import dedupe_metrics, stage_offsets, training_series, write_report
+from polaris.run.layout import dedupe_metrics
+from polaris.run.report import stage_offsets, training_series, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

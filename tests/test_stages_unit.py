@@ -63,7 +63,7 @@ def _problems(ids):
 
 
 def test_read_profile_returns_a_record_per_problem_in_problem_order(tmp_path):
-    from polaris.pipeline import read_profile
+    from polaris.run.steps import read_saved_profile as read_profile
 
     path = tmp_path / "records.jsonl"
     for pid, correct in [("b", 3), ("a", 8), ("extra", 0)]:  # extra problems in the file are ignored
@@ -76,7 +76,7 @@ def test_read_profile_names_what_is_wrong(tmp_path):
     import pytest
 
     from polaris.config import RecipeError
-    from polaris.pipeline import read_profile
+    from polaris.run.steps import read_saved_profile as read_profile
 
     with pytest.raises(RecipeError, match="not found"):
         read_profile(tmp_path / "missing.jsonl", _problems(["a"]), k=8)

@@ -1,4 +1,4 @@
-"""The evaluation benchmarks of the paper (SPEC 8), and how a benchmark argument is resolved.
+"""The evaluation benchmarks of the paper (docs/method.md § Evaluation protocol), and how a benchmark argument is resolved.
 
 ``--benchmark`` takes, for each benchmark:
 
@@ -6,8 +6,8 @@
   from its Hugging Face data set when online, with the paper's k and sampling (T 1.4, top-p 1.0,
   top-k 20, up to 90000 new tokens). Offline, the error names the local file to pass instead
   (the reference implementation's ``<name>.parquet``);
-* ``arith-test`` — the built-in task's test split: read from ``RUN_DIR/data/arith-test.parquet``
-  when a run directory is given, else generated with the defaults of
+* ``arith-test`` — the built-in task's test split: read from the file a run wrote (``builtin_test``,
+  given by the run layer) when there is one, else generated with the defaults of
   :class:`polaris.config.TinyTaskSettings` (the same split ``polaris run`` writes);
 * a **local file** the loaders read (reference parquet schema or ``problem``/``answer`` columns,
   parquet or jsonl), with k = 8 and the paper's sampling unless overridden.
@@ -46,7 +46,7 @@ class Sampling:
     max_new_tokens: int
 
 
-#: SPEC 8: T 1.4, top-p 1.0, top-k 20, up to 90000 new tokens.
+#: docs/method.md § Evaluation protocol: T 1.4, top-p 1.0, top-k 20, up to 90000 new tokens.
 PAPER_SAMPLING = Sampling(temperature=1.4, top_p=1.0, top_k=20, max_new_tokens=90000)
 _PIPELINE = EvalSettings()
 #: The built-in task's: the pipeline's evaluation defaults.
@@ -75,7 +75,7 @@ class Benchmark:
     sampling: Sampling = PAPER_SAMPLING
 
 
-#: Benchmark name -> its registration (SPEC 8: AIME24/25 avg@32, AMC23 avg@8, Minerva and
+#: Benchmark name -> its registration (docs/method.md § Evaluation protocol: AIME24/25 avg@32, AMC23 avg@8, Minerva and
 #: OlympiadBench avg@4).
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
@@ -104,22 +104,25 @@ def valid_names() -> list[str]:
     return [*BENCHMARKS, BUILTIN_ARITH]
 
 
-def resolve_benchmark(spec: str, *, run_dir: str | Path | None = None, split: str | None = None,
+def resolve_benchmark(spec: str, *, builtin_test: str | Path | None = None, split: str | None = None,
                       limit: int | None = None) -> ResolvedBenchmark:
-    """A registered name, ``arith-test``, or a local file -> its problems (the first ``limit``)."""
+    """A registered name, ``arith-test``, or a local file -> its problems (the first ``limit``).
+
+    ``builtin_test``: the built-in test split a run wrote (read for ``arith-test`` instead of generating it).
+    """
     if spec in BENCHMARKS:
         bench = BENCHMARKS[spec]
         problems = load_hub_benchmark(bench, split=split)
         resolved = ResolvedBenchmark(bench.name, problems, bench.k, bench.sampling, f"{bench.hub_id} [{split or bench.split}]")
     elif spec in BUILTIN_ALIASES:
-        resolved = _builtin(run_dir)
+        resolved = _builtin(builtin_test)
     elif Path(spec).is_file():
         from polaris.data.loaders import load_problems
 
         resolved = ResolvedBenchmark(Path(spec).stem, load_problems(spec), FILE_K, PAPER_SAMPLING, str(spec))
     else:
-        raise ValueError(
-            f"--benchmark {spec!r}: not a registered benchmark and no such file; "
+        raise DataError(
+            spec, None, None, "not a registered benchmark and no such file; "
             f"valid names: {valid_names()}, or a local .parquet/.jsonl file"
         )
     if limit is not None:
@@ -128,15 +131,15 @@ def resolve_benchmark(spec: str, *, run_dir: str | Path | None = None, split: st
     return resolved
 
 
-def _builtin(run_dir: str | Path | None) -> ResolvedBenchmark:
+def _builtin(path: str | Path | None) -> ResolvedBenchmark:
     from polaris.data.loaders import load_problems
 
-    if run_dir is not None:
-        path = Path(run_dir) / "data" / "arith-test.parquet"
+    if path is not None:
+        path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"{path}: no built-in test split in this run directory (was `polaris run` started with the "
-                "built-in model?); drop --run-dir to generate the split from the default task settings"
+            raise DataError(
+                str(path), None, None, "no built-in test split here (was the run started with the built-in "
+                "model?); drop --run-dir to generate the split from the default task settings"
             )
         return ResolvedBenchmark(BUILTIN_ARITH, load_problems(path), BUILTIN_K, BUILTIN_SAMPLING, str(path))
     return ResolvedBenchmark(BUILTIN_ARITH, builtin_test_problems(), BUILTIN_K, BUILTIN_SAMPLING,

@@ -1,8 +1,12 @@
-"""The ``polaris`` command.
+"""The ``polaris`` command, and the only place that turns errors into exit statuses.
 
-Each command is one typed config dataclass (its field docstrings become ``--help``) and a
-``main(config)`` function, in the module named here. Config modules import nothing heavy at
-module level, so ``polaris --help`` stays fast.
+Each command is one typed config dataclass (its field docstrings become ``--help``) and an entry
+function, both in :mod:`polaris.commands` (or :mod:`polaris.grade`). Config modules import nothing
+heavy at module level, so ``polaris --help`` stays fast.
+
+A :class:`polaris.errors.PolarisError` (a bad recipe key, a malformed row, a backend that is not
+installed, ...) is printed as ``polaris COMMAND: message`` without a traceback, with exit status 2;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,36 +15,50 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-#: command name -> (module, config class[, entry function; default ``main``]).
-#: The entry function takes the parsed config and returns an exit status (or None for 0).
-COMMANDS: dict[str, tuple[str, ...]] = {
-    "run": ("polaris.pipeline", "RunConfig"),
+#: command name -> (module, config class, entry function). The entry function takes the parsed config
+#: and returns an exit status (or None for 0).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("polaris.commands", "RunConfig", "run_main"),
     "profile": ("polaris.commands", "ProfileConfig", "profile_main"),
     "temperature": ("polaris.commands", "TemperatureConfig", "temperature_main"),
     "train": ("polaris.commands", "TrainConfig", "train_main"),
-    "eval": ("polaris.evaluate", "EvalConfig"),
-    "report": ("polaris.report", "ReportConfig"),
-    "grade": ("polaris.grade", "GradeConfig"),
-    "configs": ("polaris.launch", "ConfigPathConfig", "config_path_main"),
+    "eval": ("polaris.commands", "EvalConfig", "eval_main"),
+    "report": ("polaris.commands", "ReportConfig", "report_main"),
+    "grade": ("polaris.grade", "GradeConfig", "main"),
+    "configs": ("polaris.commands", "ConfigPathConfig", "config_path_main"),
 }
+
+#: Exit status of an error the user can act on (bad input, bad settings).
+USAGE_ERROR = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     import tyro
 
-    configs = {name: getattr(importlib.import_module(spec[0]), spec[1]) for name, spec in COMMANDS.items()}
-    config = tyro.extras.subcommand_cli_from_dict(
-        configs,
-        prog="polaris",
-        description="POLARIS: difficulty-aware, diversity-tuned, multi-stage GRPO for reasoning models.",
-        args=list(argv) if argv is not None else None,
-    )
-    name = next(n for n, c in configs.items() if isinstance(config, c))
-    spec = COMMANDS[name]
-    entry = spec[2] if len(spec) > 2 else "main"
-    result = getattr(importlib.import_module(spec[0]), entry)(config)
-    return int(result or 0)
+    from polaris.errors import PolarisError
+
+    args = list(argv) if argv is not None else sys.argv[1:]
+    name = next((a for a in args if not a.startswith("-")), "polaris")
+    try:
+        configs = {n: getattr(importlib.import_module(spec[0]), spec[1]) for n, spec in COMMANDS.items()}
+        config = tyro.extras.subcommand_cli_from_dict(
+            configs,
+            prog="polaris",
+            description="POLARIS: difficulty-aware, diversity-tuned, multi-stage GRPO for reasoning models.",
+            args=args,
+        )
+        name = next(n for n, c in configs.items() if isinstance(config, c))
+        module, _, entry = COMMANDS[name]
+        return int(getattr(importlib.import_module(module), entry)(config) or 0)
+    except PolarisError as e:
+        print(f"polaris {name}: {e}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def entry_point() -> None:
+    """The console script: ``sys.exit`` lives here and nowhere else."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -1,36 +1,45 @@
 """Recipe files: one YAML file describes a whole POLARIS run.
 
-Every section is a dataclass; each field is documented once, here. Unknown keys and bad values
-fail with the file and the key path named (``recipes/x.yaml: stages[1].temperature: ...``).
-See ``recipes/tiny-cpu.yaml`` (the default) and ``docs/recipes.md``.
+Every section is a dataclass; each field is documented once, here (the documentation of
+``polaris run --help`` and of ``docs/recipe-file.md``). Unknown keys and bad values fail with the
+file and the key path named (``recipes/x.yaml: stages[1].temperature: expected a number``). Every
+key can be overridden on the command line: ``--set train.learning_rate=1e-5``.
+See ``recipes/tiny-cpu.yaml`` (the default) and docs/method.md for what each mechanism does.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
+import re
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from polaris.errors import RecipeError
+
+#: Every recipe dataclass is validated strictly with unknown keys refused (read by pydantic).
+STRICT = {"extra": "forbid", "strict": True}
 
 BUILTIN_MODEL = "builtin:tiny"
 BUILTIN_TRAIN = "builtin:arith-train"
 BUILTIN_TEST = "builtin:arith-test"
 
 
-class RecipeError(ValueError):
-    """A recipe file is wrong; the message names the file and the key."""
-
-
 @dataclass
 class ModelSettings:
+    __pydantic_config__ = STRICT
+
     path: str = BUILTIN_MODEL
     """The model to train: ``builtin:tiny`` (built and warm-started locally), a local HF folder, or a Hub id."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype for training and generation."""
     max_position_embeddings: int | None = None
-    """Raise the model's context before a stage needs more (SPEC 3); ``None`` keeps the model's own."""
+    """Raise the model's context before a stage needs more (docs/method.md § Multi-stage training); ``None`` keeps the model's own."""
     native_max_position_embeddings: int | None = None
     """The model's own context length (Qwen3: 40960). With it, a stage whose prompt + response needs more
     must raise ``max_position_embeddings`` (checked), and YaRN scales from it; ``None``: not checked."""
@@ -38,6 +47,8 @@ class ModelSettings:
 
 @dataclass
 class TinyTaskSettings:
+    __pydantic_config__ = STRICT
+
     seed: int = 0
     """Seed of the built-in task's train/test split."""
     train_size: int = 1024
@@ -50,6 +61,8 @@ class TinyTaskSettings:
 
 @dataclass
 class WarmStartSettings:
+    __pydantic_config__ = STRICT
+
     steps: int = 600
     """Supervised steps to run (stopped early on purpose: the base model must be partially competent)."""
     planned_steps: int = 950
@@ -68,6 +81,8 @@ class WarmStartSettings:
 
 @dataclass
 class DataSettings:
+    __pydantic_config__ = STRICT
+
     train: str = BUILTIN_TRAIN
     """Training problems: ``builtin:arith-train``, a parquet/jsonl file, or a Hub data set id."""
     split: str = "train"
@@ -80,12 +95,14 @@ class DataSettings:
 
 @dataclass
 class EvalSettings:
+    __pydantic_config__ = STRICT
+
     benchmarks: list[str] = field(default_factory=lambda: [BUILTIN_TEST])
     """What every stage is evaluated on: ``builtin:arith-test``, a named benchmark or a file."""
     k: int = 8
     """Samples per problem (avg@k)."""
     temperature: float = 1.0
-    """Sampling temperature (never above the training temperature, SPEC 8)."""
+    """Sampling temperature (never above the training temperature, docs/method.md § Evaluation protocol)."""
     top_p: float = 1.0
     """Nucleus sampling."""
     top_k: int = 0
@@ -95,9 +112,9 @@ class EvalSettings:
     batch_size: int = 512
     """Sequences per generation batch."""
     yarn_factor: float | None = None
-    """Real models: YaRN rope scaling factor at evaluation (SPEC 7; the paper: 1.5); ``None``: no YaRN."""
+    """Real models: YaRN rope scaling factor at evaluation (docs/method.md § Train short, test long; the paper: 1.5); ``None``: no YaRN."""
     yarn_original_max_position_embeddings: int | None = None
-    """The context YaRN scales from; default ``model.native_max_position_embeddings`` (SPEC 7: explicit)."""
+    """The context YaRN scales from; default ``model.native_max_position_embeddings`` (docs/method.md § Train short, test long: explicit)."""
     backend: str = "transformers"
     """Real models: generation backend of the evaluation, ``transformers`` or ``vllm`` (GPU)."""
     tensor_parallel_size: int = 1
@@ -111,8 +128,10 @@ class EvalSettings:
 
 @dataclass
 class ProfileSettings:
+    __pydantic_config__ = STRICT
+
     k: int = 8
-    """Rollouts per training problem when profiling difficulty (SPEC 1: k=8)."""
+    """Rollouts per training problem when profiling difficulty (docs/method.md § Difficulty-aware data: k=8)."""
     temperature: float = 1.0
     """Sampling temperature of the profile (the model's ordinary sampling, before any search)."""
     max_new_tokens: int | None = None
@@ -129,6 +148,8 @@ class ProfileSettings:
 
 @dataclass
 class TemperatureSearchSettings:
+    __pydantic_config__ = STRICT
+
     grid: list[float] = field(default_factory=lambda: [0.6, 0.8, 1.0, 1.2, 1.4])
     """Temperatures tried before stage 1 (accuracy and distinct-4 diversity at each)."""
     problems: int = 64
@@ -138,28 +159,32 @@ class TemperatureSearchSettings:
     accuracy_tolerance: float = 0.05
     """How far (absolute) below the grid's best accuracy a temperature may fall and still be chosen."""
     stage_step: float = 0.05
-    """Step of the upward re-search between stages (SPEC 2: raise T in steps of 0.05)."""
+    """Step of the upward re-search between stages (docs/method.md § Diversity-based temperature: raise T in steps of 0.05)."""
     stage_max_increase: float = 0.3
     """How far above the previous stage's temperature the re-search looks."""
 
 
 @dataclass
 class StageSettings:
+    __pydantic_config__ = STRICT
+
     steps: int = 20
     """Optimizer steps (one batch each)."""
     max_response_tokens: int = 128
     """Response budget during rollouts (grows stage by stage)."""
     temperature: float | Literal["search"] = "search"
-    """Rollout temperature, or ``search``: chosen by the diversity rules of SPEC 2."""
+    """Rollout temperature, or ``search``: chosen by the diversity rules of docs/method.md § Diversity-based temperature."""
     learning_rate: float | None = None
     """Overrides ``train.learning_rate`` for this stage."""
     val_temperature: float | None = None
-    """Sampling temperature of the validation runs in this stage (SPEC 3; never above the training
+    """Sampling temperature of the validation runs in this stage (docs/method.md § Multi-stage training; never above the training
     temperature); ``None``: the stage's rollout temperature."""
 
 
 @dataclass
 class TrainSettings:
+    __pydantic_config__ = STRICT
+
     batch_prompts: int = 16
     """Problems per batch (the paper: 128)."""
     rollouts: int = 8
@@ -171,7 +196,7 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     """Gradient clipping."""
     epsilon_low: float = 0.2
-    """PPO clip below 1 (SPEC 5)."""
+    """PPO clip below 1 (docs/method.md § The objective)."""
     epsilon_high: float = 0.28
     """PPO clip above 1: clip-higher (DAPO, https://arxiv.org/abs/2503.14476)."""
     dual_clip: float | None = 3.0
@@ -179,13 +204,13 @@ class TrainSettings:
     top_p: float = 1.0
     """Nucleus sampling of rollouts."""
     rescue: bool = True
-    """Rollout rescue (SPEC 4)."""
+    """Rollout rescue (docs/method.md § Informative batches)."""
     substitution: bool = True
-    """Intra-batch informative substitution (SPEC 4)."""
+    """Intra-batch informative substitution (docs/method.md § Informative batches)."""
     min_informative: int | None = None
     """Skip a batch with at most this many informative groups; default floor(batch_prompts / 3)."""
     drop_threshold: float = 0.9
-    """Between stages, drop problems whose mean logged accuracy is above this (SPEC 1)."""
+    """Between stages, drop problems whose mean logged accuracy is above this (docs/method.md § Difficulty-aware data)."""
     save_steps: int = 5
     """Checkpoint cadence (steps); a killed run resumes from the last one."""
     generation_batch_size: int = 512
@@ -204,80 +229,178 @@ class TrainSettings:
     """Validation on a benchmark during training (off unless ``every_steps`` > 0)."""
 
 
-def _from_dict(cls: type, data: Any, where: str) -> Any:
+# -- reading recipe files ---------------------------------------------------------------------------
+#
+# pydantic validates the YAML data against the dataclasses above (strict types: a string is not a
+# number, a number is not a flag; unknown keys are refused). Its errors are rewritten into one line
+# per key, ``FILE: stages[1].temperature: expected a number or 'search'``.
+
+
+_MESSAGES = {
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
+    "float_type": "expected a number",
+    "string_type": "expected text",
+    "bool_type": "expected true or false",
+    "list_type": "expected a list",
+    "dataclass_type": "expected a mapping",
+    "dataclass_exact_type": "expected a mapping",
+    "dict_type": "expected a mapping",
+    "none_required": "expected null",
+    "finite_number": "expected a finite number",
+}
+
+
+def _field_names(tp: Any) -> set[str] | None:
+    return {f.name for f in dataclasses.fields(tp)} if dataclasses.is_dataclass(tp) else None
+
+
+def _error_path(cls: type, loc: tuple[Any, ...]) -> str:
+    """``stages[1].temperature`` from pydantic's location; union-member tags are left out."""
+    out, tp = "", cls
+    for part in loc:
+        names = _field_names(tp)
+        if isinstance(part, int) and typing.get_origin(tp) is list:
+            out += f"[{part}]"
+            tp = typing.get_args(tp)[0]
+        elif names is not None and part in names:
+            out += f".{part}" if out else str(part)
+            tp = typing.get_type_hints(tp)[part]
+            while typing.get_origin(tp) in (typing.Union, types.UnionType):  # Optional[dataclass] or list
+                args = [a for a in typing.get_args(tp) if a is not type(None)]
+                inner = [a for a in args if dataclasses.is_dataclass(a) or typing.get_origin(a) is list]
+                tp = inner[0] if inner else None
+        else:
+            break  # a union member's tag (``float``, ``literal['search']``): not part of the key
+    return out
+
+
+def _error_text(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "unexpected_keyword_argument":
+        return "unknown key"
+    if kind == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    if kind == "literal_error":
+        return f"{error['input']!r} is not one of {error['ctx']['expected']}"
+    return f"{_MESSAGES.get(kind, error['msg'])}, got {error['input']!r}" if kind in _MESSAGES else error["msg"]
+
+
+def recipe_from_data(data: Any, cls: type | None = None) -> Any:
+    """Validate plain data (parsed YAML) into ``cls`` (default :class:`RecipeConfig`).
+
+    Raises :class:`RecipeError` with one line per bad key: ``key.path: what is wrong``; an unknown
+    key lists the valid keys of its section.
+    """
+    import json
+
+    import pydantic
+
+    cls = cls or RecipeConfig
     if not isinstance(data, dict):
-        raise RecipeError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise RecipeError(f"{where + ': ' if where else ''}unknown key(s) {unknown}; valid keys: {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {name: _convert(hints[name], value, f"{where}.{name}" if where else name) for name, value in data.items()}
+        raise RecipeError(f"expected a mapping of recipe keys, got {type(data).__name__}")
     try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise RecipeError(f"{where + ': ' if where else ''}{e}") from None
+        text = json.dumps(data, default=str, allow_nan=True)
+        return pydantic.TypeAdapter(cls).validate_json(text)
+    except pydantic.ValidationError as e:
+        lines: dict[str, list[str]] = {}
+        for error in e.errors():
+            loc = tuple(error["loc"])
+            text = _error_text(error)
+            if text == "unknown key":
+                parent = _error_path(cls, loc[:-1])
+                path = f"{parent}.{loc[-1]}" if parent else str(loc[-1])
+                import difflib
+
+                keys = sorted(valid_keys(cls, parent))
+                near = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+                text = (f"unknown key{f' (did you mean {near[0]!r}?)' if near else ''}; "
+                        f"valid keys{' of ' + parent if parent else ''}: {keys}")
+            else:
+                path = _error_path(cls, loc)
+            lines.setdefault(path, []).append(text)
+        raise RecipeError("; ".join(f"{p + ': ' if p else ''}{' or '.join(dict.fromkeys(m))}"
+                                    for p, m in lines.items())) from None
 
 
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return _from_dict(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _convert(a, value, where)
-            except RecipeError as e:
-                errors.append(str(e))
-        raise RecipeError(errors[-1] if errors else f"{where}: bad value {value!r}")
-    if origin is Literal:
-        if value not in args:
-            raise RecipeError(f"{where}: {value!r} is not one of {list(args)}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise RecipeError(f"{where}: expected a list, got {value!r}")
-        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RecipeError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise RecipeError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise RecipeError(f"{where}: expected text, got {value!r}")
-        return value
-    return value
+def valid_keys(cls: type, path: str = "") -> list[str]:
+    """The keys of the section at ``path`` (``train.engine``; list items as ``stages[0]``)."""
+    tp: Any = cls
+    for part in [p for p in re.split(r"\.|\[\d+\]", path) if p]:
+        tp = typing.get_type_hints(tp)[part]
+        while typing.get_origin(tp) is list or typing.get_origin(tp) in (typing.Union, types.UnionType):
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    return [f.name for f in dataclasses.fields(tp)]
 
 
-def load_yaml_dataclass(cls: type, path: str | Path) -> Any:
-    """Read ``path`` into ``cls``; errors name the file and the key."""
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], *, where: str = "--set",
+                    cls: type | None = None) -> dict[str, Any]:
+    """``data`` with each ``KEY=VALUE`` set (``train.learning_rate=1e-5``, ``stages[1].steps=40``).
+
+    Values are read as YAML (``true``, ``null``, ``[0.6, 0.8]``, ``{steps: 3}``); a key into a list
+    names an existing item. A section the data leaves out is filled with its defaults (of ``cls``,
+    default :class:`RecipeConfig`) before a key inside it is set, so ``stages[0].steps=3`` works on an
+    empty recipe. Unknown keys are caught when the result is validated.
+    """
+    import yaml
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise RecipeError(f"{where} {item!r}: expected KEY=VALUE, e.g. train.learning_rate=1e-5")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise RecipeError(f"{where} {key}: the value is not valid YAML ({e})") from None
+        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
+            value = float(value)  # YAML 1.1 reads 1e-5 as text; on the command line it means a number
+        parts = re.findall(r"([^.\[\]]+)|\[(\d+)\]", key)
+        node: Any = out
+        defaults: Any = to_dict((cls or RecipeConfig)())
+        for i, (name, index) in enumerate(parts):
+            last = i == len(parts) - 1
+            if index:
+                if not isinstance(node, list) or int(index) >= len(node):
+                    size = len(node) if isinstance(node, list) else 0
+                    raise RecipeError(f"{where} {key}: no item [{index}] (the recipe has {size})")
+                if last:
+                    node[int(index)] = value
+                else:
+                    node = node[int(index)]
+                    defaults = defaults[0] if isinstance(defaults, list) and defaults else None
+            else:
+                if not isinstance(node, dict):
+                    raise RecipeError(f"{where} {key}: {name!r} is not inside a section")
+                if last:
+                    node[name] = value
+                else:
+                    default = defaults.get(name) if isinstance(defaults, dict) else None
+                    if name not in node:
+                        node[name] = copy.deepcopy(default) if isinstance(default, dict | list) else \
+                            ({} if not parts[i + 1][1] else [])
+                    node = node[name]
+                    defaults = default
+    return out
+
+
+def read_recipe_data(path: str | Path) -> dict[str, Any]:
+    """The plain data of a recipe file (YAML, safe loader: no objects are constructed)."""
     import yaml
 
     path = Path(path)
-    if not path.exists():
-        raise RecipeError(f"{path}: no such recipe file")
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such recipe file (see recipes/ for examples)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"{path}: not UTF-8 text ({e})") from None
     except yaml.YAMLError as e:
         raise RecipeError(f"{path}: not valid YAML: {e}") from None
-    try:
-        return _from_dict(cls, data, "")
-    except RecipeError as e:
-        raise RecipeError(f"{path}: {e}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: expected a mapping of recipe keys, got {type(data).__name__}")
+    return data
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
@@ -288,8 +411,11 @@ def to_dict(obj: Any) -> dict[str, Any]:
 class RecipeConfig:
     """A whole POLARIS run: the model, its data, the stages, the evaluation."""
 
+    __pydantic_config__ = STRICT
+
     name: str = "run"
     """Name of the run (the default run directory is ``runs/<name>/``)."""
+
     seed: int = 0
     """Seed for sampling and every recipe decision."""
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -313,9 +439,9 @@ class RecipeConfig:
 
     def __post_init__(self) -> None:
         if not self.stages:
-            raise ValueError("stages: at least one stage is needed")
+            raise RecipeError("stages: at least one stage is needed")
         if self.train.rollouts < 2:
-            raise ValueError("train.rollouts: GRPO needs at least 2 rollouts per problem")
+            raise RecipeError("train.rollouts: GRPO needs at least 2 rollouts per problem")
         check_recipe(self)
 
     @property
@@ -323,8 +449,20 @@ class RecipeConfig:
         return self.model.path == BUILTIN_MODEL
 
 
-def load_recipe(path: str | Path) -> RecipeConfig:
-    return load_yaml_dataclass(RecipeConfig, path)
+def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RecipeConfig:
+    """The recipe in ``path`` (``None``: the defaults) with ``KEY=VALUE`` overrides applied.
+
+    Errors are :class:`RecipeError` naming the file (or ``--set``) and the key.
+    """
+    data = read_recipe_data(path) if path is not None else {}
+    source = str(path) if path is not None else "recipe defaults"
+    try:
+        if overrides:
+            data = apply_overrides(data, overrides)
+            source += " with its --set overrides"
+        return recipe_from_data(data)
+    except RecipeError as e:
+        raise RecipeError(f"{source}: {e}") from None
 
 
 # -- real models and scale-out (docs/scale.md) ----------------------------------------------------
@@ -334,8 +472,11 @@ def load_recipe(path: str | Path) -> RecipeConfig:
 class EngineSettings:
     """How TRL generates the rollouts of a training step (``GRPOConfig`` ``use_vllm``/``vllm_*``)."""
 
+    __pydantic_config__ = STRICT
+
     backend: Literal["transformers", "vllm"] = "transformers"
     """``transformers`` (``generate`` on the training processes) or ``vllm`` (GPU, the ``[vllm]`` extra)."""
+
     vllm_mode: Literal["server", "colocate"] = "server"
     """vLLM only: ``server`` (``trl vllm-serve`` on dedicated GPUs) or ``colocate`` (an engine inside
     every training process, sharing its GPU)."""
@@ -355,21 +496,24 @@ class EngineSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.vllm_gpu_memory_utilization <= 1:
-            raise ValueError(
+            raise RecipeError(
                 f"vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}"
             )
         if self.vllm_tensor_parallel_size < 1:
-            raise ValueError(f"vllm_tensor_parallel_size must be >= 1, got {self.vllm_tensor_parallel_size}")
+            raise RecipeError(f"vllm_tensor_parallel_size must be >= 1, got {self.vllm_tensor_parallel_size}")
         if not 0 < self.vllm_port < 65536:
-            raise ValueError(f"vllm_port must be a TCP port (1..65535), got {self.vllm_port}")
+            raise RecipeError(f"vllm_port must be a TCP port (1..65535), got {self.vllm_port}")
 
 
 @dataclass
 class ValidationSettings:
     """Validation during training: avg@k on a benchmark at the stage's ``val_temperature``."""
 
+    __pydantic_config__ = STRICT
+
     every_steps: int = 0
     """Validate every N optimizer steps (the paper: 10); 0 turns validation off."""
+
     benchmark: str = "aime24"
     """A registered benchmark (aime24, ...; from the Hub), ``arith-test``, or a local file."""
     k: int = 8
@@ -387,20 +531,23 @@ class ValidationSettings:
 
     def __post_init__(self) -> None:
         if self.every_steps < 0:
-            raise ValueError(f"every_steps must be >= 0 (0 turns validation off), got {self.every_steps}")
+            raise RecipeError(f"every_steps must be >= 0 (0 turns validation off), got {self.every_steps}")
         if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
+            raise RecipeError(f"k must be >= 1, got {self.k}")
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be >= 1 (or null for every problem), got {self.limit}")
+            raise RecipeError(f"limit must be >= 1 (or null for every problem), got {self.limit}")
 
 
 @dataclass
 class LaunchSettings:
     """How ``polaris run RECIPE --launch`` starts the processes (printed by ``--dry-run``)."""
 
+    __pydantic_config__ = STRICT
+
     accelerate_config: str | None = None
     """An accelerate config shipped with polaris (``deepspeed-zero3``, ``fsdp2``, ``multinode-zero3``,
     ``cpu-2proc``) or a path to one; ``None``: one process, no ``accelerate launch``."""
+
     num_processes: int | None = None
     """Training processes over all machines; default: the accelerate config's ``num_processes``."""
     num_machines: int | None = None
@@ -419,7 +566,7 @@ class LaunchSettings:
         for name in ("num_processes", "num_machines"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+                raise RecipeError(f"{name} must be >= 1, got {value}")
 
 
 def stage_context(recipe: RecipeConfig, index: int) -> int | None:
@@ -433,9 +580,9 @@ def check_recipe(recipe: RecipeConfig) -> None:
     for i, stage in enumerate(recipe.stages):
         if stage.val_temperature is not None and stage.temperature != "search" \
                 and stage.val_temperature > float(stage.temperature):
-            raise ValueError(
+            raise RecipeError(
                 f"stages[{i}].val_temperature {stage.val_temperature} is above the stage's temperature "
-                f"{stage.temperature}; SPEC 8: never evaluate above the training temperature, lower it"
+                f"{stage.temperature}; docs/method.md § Evaluation protocol: never evaluate above the training temperature, lower it"
             )
     native = recipe.model.native_max_position_embeddings
     positions = recipe.model.max_position_embeddings or native
@@ -443,35 +590,147 @@ def check_recipe(recipe: RecipeConfig) -> None:
     if native is not None and positions is not None and any(n is not None and n > positions for n in needs):
         i, need = next((i, n) for i, n in enumerate(needs) if n is not None and n > positions)
         longest = max(n for n in needs if n is not None)
-        raise ValueError(
+        raise RecipeError(
             f"stages[{i}]: prompt {recipe.train.max_prompt_tokens} + response "
             f"{recipe.stages[i].max_response_tokens} = {need} tokens exceed the model's {positions} positions "
-            f"(native {native}); SPEC 3: set model.max_position_embeddings to at least {longest}"
+            f"(native {native}); docs/method.md § Multi-stage training: set model.max_position_embeddings to at least {longest}"
         )
-    share = recipe.train.batch_prompts * recipe.train.rollouts
-    micro = recipe.train.micro_batch_sequences
-    if micro is not None and (micro < 1 or share % micro):
-        raise ValueError(
-            f"train.micro_batch_sequences {micro} must be >= 1 and divide train.batch_prompts × train.rollouts "
-            f"= {share} (and each process's share of it)"
-        )
-    processes = recipe.launch.num_processes
-    if processes is not None and share % processes:
-        raise ValueError(
-            f"train.batch_prompts × train.rollouts = {share} sequences must divide evenly over "
-            f"launch.num_processes = {processes}; change either (e.g. a power of two of processes)"
-        )
+    batch_split(recipe.train, recipe.launch.num_processes or 1, key="launch.num_processes")
     ev = recipe.eval
     if ev.yarn_factor is not None:
         if ev.yarn_factor <= 1:
-            raise ValueError(f"eval.yarn_factor must be > 1 (the paper: 1.5), got {ev.yarn_factor}")
+            raise RecipeError(f"eval.yarn_factor must be > 1 (the paper: 1.5), got {ev.yarn_factor}")
         if (ev.yarn_original_max_position_embeddings or native) is None:
-            raise ValueError(
+            raise RecipeError(
                 "eval.yarn_factor needs the context it scales from: set "
                 "eval.yarn_original_max_position_embeddings or model.native_max_position_embeddings"
             )
-    from polaris.backends import check_backend
-
-    check_backend(ev.backend)
     if recipe.train.engine.backend == "vllm" and recipe.builtin_model:
-        raise ValueError("train.engine.backend: vllm needs a GPU model; the built-in tiny model uses transformers")
+        raise RecipeError("train.engine.backend: vllm needs a GPU model; the built-in tiny model uses transformers")
+
+
+@dataclass(frozen=True)
+class BatchSplit:
+    """How one optimizer step's sequences spread over the training processes."""
+
+    prompts: int
+    rollouts: int
+    processes: int
+    micro_batch: int
+    """Sequences per forward/backward pass on each process."""
+
+    @property
+    def sequences(self) -> int:
+        return self.prompts * self.rollouts
+
+    @property
+    def per_process(self) -> int:
+        return self.sequences // self.processes
+
+    @property
+    def accumulation(self) -> int:
+        """Micro-batches accumulated into the one optimizer step."""
+        return self.per_process // self.micro_batch
+
+
+def batch_split(train: TrainSettings, processes: int, *, key: str = "processes") -> BatchSplit:
+    """The batch of ``train`` over ``processes``; a :class:`RecipeError` says which key to change when the
+    sequences do not divide evenly (over the processes, then into micro-batches)."""
+    sequences = train.batch_prompts * train.rollouts
+    if processes < 1 or sequences % processes:
+        raise RecipeError(
+            f"train.batch_prompts × train.rollouts = {sequences} sequences must divide evenly over "
+            f"{key} = {processes}; change either (e.g. a power of two of processes)"
+        )
+    share = sequences // processes
+    micro = train.micro_batch_sequences or share
+    if micro < 1 or share % micro:
+        raise RecipeError(
+            f"train.micro_batch_sequences {micro} must be >= 1 and divide each process's share of "
+            f"train.batch_prompts × train.rollouts = {sequences} sequences ({share} on each of {processes})"
+        )
+    return BatchSplit(train.batch_prompts, train.rollouts, processes, micro)
+
+
+def stage_learning_rate(recipe_train: TrainSettings, stage: StageSettings) -> float:
+    """A stage's learning rate: its own ``learning_rate``, else ``train.learning_rate``."""
+    return stage.learning_rate if stage.learning_rate is not None else recipe_train.learning_rate
+
+
+# -- the reference of every key (docs/recipe-file.md) --------------------------------------------------
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass (the text ``--help`` shows)."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    out = {}
+    for node, after in itertools.pairwise(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr) \
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+            out[node.target.id] = " ".join(after.value.value.split())
+    return out
+
+
+def _type_name(tp: Any) -> str:
+    text = str(tp) if not isinstance(tp, type) else tp.__name__
+    text = text.replace("typing.", "").replace("NoneType", "null").replace("polaris.config.", "")
+    return text.replace(" | ", " or ").replace("Literal", "one of ")
+
+
+def recipe_reference() -> str:
+    """Every recipe key with its type, default and meaning, as Markdown (``docs/recipe-file.md``)."""
+    lines = [
+        "# Recipe file reference",
+        "",
+        "<!-- Written by `python -m polaris.config > docs/recipe-file.md`; tests/test_commands.py checks that",
+        "     it is current. -->",
+        "",
+        "A recipe is one YAML file; every key below can also be set on the command line of `polaris run`,",
+        "`polaris profile`, `polaris temperature`, `polaris train` and `polaris eval` with",
+        "`--set KEY=VALUE` (repeatable; the value is YAML), for example `--set train.learning_rate=1e-5`,",
+        "`--set stages[1].steps=40` or `--set eval.benchmarks=[aime24,amc23]`. Keys a file leaves out take",
+        "the defaults below. What each mechanism does, and the paper's numbers: docs/method.md.",
+        "",
+    ]
+
+    def section(cls: type, prefix: str, title: str) -> None:
+        docs = field_docs(cls)
+        hints = typing.get_type_hints(cls)
+        instance = cls()
+        nested = []
+        lines.extend([f"## `{title}`", "", "| key | type | default | meaning |", "|---|---|---|---|"])
+        for f in dataclasses.fields(cls):
+            if f.name.startswith("__"):
+                continue
+            value = getattr(instance, f.name)
+            if dataclasses.is_dataclass(value):
+                nested.append((type(value), f"{prefix}{f.name}."))
+                lines.append(f"| `{prefix}{f.name}` | section | | {docs.get(f.name, '')} (below) |")
+                continue
+            if f.name == "stages":
+                nested.append((StageSettings, "stages[i]."))
+                lines.append(f"| `stages` | list of stages | one stage | {docs.get(f.name, '')} (below) |")
+                continue
+            default = "null" if value is None else json_default(value)
+            lines.append(f"| `{prefix}{f.name}` | {_type_name(hints[f.name])} | `{default}` | {docs.get(f.name, '')} |")
+        lines.append("")
+        for sub, sub_prefix in nested:
+            section(sub, sub_prefix, sub_prefix.rstrip("."))
+
+    section(RecipeConfig, "", "top level")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def json_default(value: Any) -> str:
+    import json
+
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+if __name__ == "__main__":
+    print(recipe_reference(), end="")

@@ -1,9 +1,9 @@
 """Sampling completions from a causal LM with transformers: batched, KV cache, left padding.
 
-Prompts go through the model's chat template (one user turn, SPEC section 8). Each prompt is
+Prompts go through the model's chat template (one user turn, docs/method.md § Evaluation protocol). Each prompt is
 sampled ``n`` times. A completion stops at the tokenizer's EOS; one that reaches
 ``max_new_tokens`` without it is marked ``truncated``. ``top_k=0`` turns top-k off (the
-training setting, SPEC section 5: top-p 1.0 and no top-k); evaluation uses top-k 20.
+training setting, docs/method.md § The objective: top-p 1.0 and no top-k); evaluation uses top-k 20.
 
 Sampling is reproducible for a given ``seed`` and batch layout: the torch generator is seeded
 per batch from ``(seed, batch index)``.

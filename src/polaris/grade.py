@@ -8,12 +8,12 @@ Summary (:func:`summarize`; fractions in [0, 1], shown as percentages):
 
 - ``problems``, ``responses``; ``k`` — the smallest number of samples of a problem, ``k_max`` the
   largest (equal unless the counts are unequal);
-- ``avg@k`` — mean over problems of the fraction correct (the paper's metric, SPEC 8);
+- ``avg@k`` — mean over problems of the fraction correct (the paper's metric, docs/method.md § Evaluation protocol);
 - ``pass@1`` and ``pass@k`` — the unbiased estimator (Chen et al. 2021) at 1 and at ``k``;
 - ``best@k`` — fraction of problems with at least one correct sample (all of its samples);
 - ``no_boxed`` — responses without a gradable boxed answer (or without ``</think>`` when it is
   required); ``timeouts`` — responses whose check ran out of time (scored 0);
-- ``distinct_4`` — distinct-4-gram ratio of each problem's responses, averaged (SPEC 2).
+- ``distinct_4`` — distinct-4-gram ratio of each problem's responses, averaged (docs/method.md § Diversity-based temperature).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Annotated, Any
 import tyro
 
 from polaris.data.problem import DataError
+from polaris.errors import UsageError
 
 SUFFIXES = (".parquet", ".jsonl", ".json")
 
@@ -58,16 +59,16 @@ class GradeConfig:
     def __post_init__(self) -> None:
         path = Path(self.file)
         if not path.is_file():
-            raise SystemExit(f"polaris grade: results file {self.file!r} not found")
+            raise UsageError(f"results file {self.file!r} not found")
         if path.suffix.lower() not in SUFFIXES:
-            raise SystemExit(f"polaris grade: {self.file}: unsupported file type {path.suffix!r}; use .parquet or .jsonl")
+            raise UsageError(f"{self.file}: unsupported file type {path.suffix!r}; use .parquet or .jsonl")
         if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise SystemExit(f"polaris grade: --timeout must be a positive number of seconds, got {self.timeout}")
+            raise UsageError(f"--timeout must be a positive number of seconds, got {self.timeout}")
         if self.workers is not None and self.workers < 1:
-            raise SystemExit(f"polaris grade: --workers must be at least 1, got {self.workers}")
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
         columns = (self.id_column, self.response_column, self.truth_column)
         if len(set(columns)) != len(columns):
-            raise SystemExit(f"polaris grade: --id-column, --response-column and --truth-column must differ, got {columns}")
+            raise UsageError(f"--id-column, --response-column and --truth-column must differ, got {columns}")
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -200,18 +201,12 @@ def format_summary(summary: dict[str, Any], title: str = "") -> str:
 
 
 def main(config: GradeConfig) -> int:
-    import sys
-
     from polaris.io import write_json
     from polaris.progress import log
 
-    try:
-        ids, responses, truths = read_results(
-            config.file, id_column=config.id_column, response_column=config.response_column, truth_column=config.truth_column
-        )
-    except DataError as e:
-        print(f"polaris grade: {e}", file=sys.stderr)
-        return 2
+    ids, responses, truths = read_results(
+        config.file, id_column=config.id_column, response_column=config.response_column, truth_column=config.truth_column
+    )
     log(f"grading {len(responses)} responses of {len(set(ids))} problems ...")
     summary = summarize(ids, responses, truths, require_think=config.require_think, timeout=config.timeout, workers=config.workers)
     print(format_summary(summary, title=f"polaris grade {config.file}"))

@@ -21,11 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from polaris.errors import PolarisError
 from polaris.generation import Completion, SamplingParams
 from polaris.models.yarn import YarnSettings
 
 
-class BackendError(RuntimeError):
+class BackendError(PolarisError, RuntimeError):
     """A backend cannot be used here; the message says what to install or change."""
 
 
@@ -79,9 +80,9 @@ BACKENDS: dict[str, BackendFactory] = {
 
 
 def check_backend(name: str) -> str:
-    """``name`` if it is a registered backend, else ``ValueError`` listing the valid names."""
+    """``name`` if it is a registered backend, else :class:`BackendError` listing the valid names."""
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; valid backends: {sorted(BACKENDS)}")
+        raise BackendError(f"unknown backend {name!r}; valid backends: {sorted(BACKENDS)}")
     return name
 
 

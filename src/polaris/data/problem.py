@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from polaris.errors import PolarisError
+
 GroundTruth = str | list[str]
 
-#: The instruction the reference appends to every problem (SPEC section 8).
+#: The instruction the reference appends to every problem (docs/method.md § Evaluation protocol).
 INSTRUCTION_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
 
 
-class DataError(ValueError):
+class DataError(PolarisError, ValueError):
     """Bad input data; the message names the file, the row and the field."""
 
     def __init__(self, source: str, row: int | None, field_name: str | None, problem: str) -> None:
@@ -43,7 +45,7 @@ class Problem:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_row(self) -> dict[str, Any]:
-        """The reference parquet schema (SPEC 'Data formats'), prompt with the instruction suffix."""
+        """The reference parquet schema (the reference implementation's data format), prompt with the instruction suffix."""
         return {
             "data_source": self.source,
             "prompt": [{"role": "user", "content": prompt_text(self.problem)}],

@@ -1,4 +1,4 @@
-"""YaRN rope scaling at inference time: train short, test long (SPEC 7).
+"""YaRN rope scaling at inference time: train short, test long (docs/method.md § Train short, test long).
 
 Algorithm
 ---------
@@ -22,7 +22,7 @@ once when the model is built, so the overrides must be on the config *before* th
 
 Deviations and choices
 ----------------------
-- ``original_max_position_embeddings`` is always explicit (SPEC 7): left unset, transformers
+- ``original_max_position_embeddings`` is always explicit (docs/method.md § Train short, test long): left unset, transformers
   would default it to ``max_position_embeddings`` and silently compute a different scaling.
 - The scaling is static, as in vLLM and the reference: it applies to short inputs too (the
   attention scale changes every position after the first), not only beyond N.
@@ -75,7 +75,7 @@ def make_yarn(factor: float | None, original_max_position: int | None) -> YarnSe
     if factor is None or original_max_position is None:
         raise ValueError(
             "YaRN needs both --yarn-factor and --original-max-position (the trained context length, "
-            "SPEC 7: it must be explicit); pass both, or neither to evaluate without YaRN"
+            "docs/method.md § Train short, test long: it must be explicit); pass both, or neither to evaluate without YaRN"
         )
     return YarnSettings(float(factor), int(original_max_position))
 

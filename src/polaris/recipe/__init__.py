@@ -9,13 +9,13 @@ Modules, in the order a training step uses them:
 
 - :mod:`~polaris.recipe.groups` — :class:`Rollout`, :class:`Group`.
 - :mod:`~polaris.recipe.difficulty` — profile records, the pass-rate filter, the per-step
-  difficulty log and the between-stage drop rule (SPEC 1).
+  difficulty log and the between-stage drop rule (docs/method.md § Difficulty-aware data).
 - :mod:`~polaris.recipe.diversity`, :mod:`~polaris.recipe.temperature` — distinct-4 diversity and
-  the temperature rules (SPEC 2).
+  the temperature rules (docs/method.md § Diversity-based temperature).
 - :mod:`~polaris.recipe.rescue`, :mod:`~polaris.recipe.substitution` — keeping every group
-  informative (SPEC 4); :mod:`~polaris.recipe.batch` runs them in order.
-- :mod:`~polaris.recipe.advantages` — GRPO advantages (SPEC 5).
-- :mod:`~polaris.recipe.metrics` — avg@k, pass@k and the per-step ``recipe/`` metrics (SPEC 8).
+  informative (docs/method.md § Informative batches); :mod:`~polaris.recipe.batch` runs them in order.
+- :mod:`~polaris.recipe.advantages` — GRPO advantages (docs/method.md § The objective).
+- :mod:`~polaris.recipe.metrics` — avg@k, pass@k and the per-step ``recipe/`` metrics (docs/method.md § Evaluation protocol).
 
 See ``docs/recipe.md`` for a worked example.
 """

@@ -1,4 +1,4 @@
-"""GRPO outcome advantages (SPEC 5), computed per group.
+"""GRPO outcome advantages (docs/method.md § The objective), computed per group.
 
 For a group with rewards r_1..r_n:
 

@@ -1,4 +1,4 @@
-"""The recipe's per-step pipeline for an engine adapter, in SPEC 4's order.
+"""The recipe's per-step pipeline for an engine adapter, in the order of docs/method.md § Informative batches.
 
     score → log difficulty → rescue → substitution → (advantages, in the engine)
 

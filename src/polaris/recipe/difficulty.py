@@ -1,4 +1,4 @@
-"""Difficulty-aware data (SPEC 1): profile, static filter, and dynamic dropping between stages.
+"""Difficulty-aware data (docs/method.md § Difficulty-aware data): profile, static filter, and dynamic dropping between stages.
 
 Algorithm
 ---------
@@ -36,7 +36,7 @@ from typing import Any
 
 from polaris.recipe.groups import Group
 
-#: SPEC 1: between stages, drop problems whose average logged accuracy is above this.
+#: docs/method.md § Difficulty-aware data: between stages, drop problems whose average logged accuracy is above this.
 DEFAULT_DROP_THRESHOLD = 0.9
 
 
@@ -101,7 +101,7 @@ def filter_by_pass_rate(
     """Keep records with ``min_correct <= correct <= max_correct``, in their input order.
 
     The default ``max_correct`` is each record's ``k - 1``: drop what the model already solves
-    every time (no learning signal), keep the unsolved (SPEC 1's ablation: removing more hurts).
+    every time (no learning signal), keep the unsolved (docs/method.md § Difficulty-aware data: the paper's ablation shows that removing more hurts).
     """
     if min_correct < 0:
         raise ValueError(f"min_correct must be >= 0, got {min_correct}")

@@ -1,4 +1,4 @@
-"""Rollout diversity as the distinct-n-gram ratio (SPEC 2).
+"""Rollout diversity as the distinct-n-gram ratio (docs/method.md § Diversity-based temperature).
 
 For one problem with responses ``texts``, split each response on whitespace, take every run of
 ``n`` consecutive tokens *inside* a response (n-grams never span two responses), and return

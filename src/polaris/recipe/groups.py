@@ -1,16 +1,16 @@
 """Rollouts and groups: the values every recipe function works on.
 
-A *group* is one problem's ``n`` rollouts (SPEC 4: n = 8), scored by the verifier. GRPO computes
+A *group* is one problem's ``n`` rollouts (docs/method.md § Informative batches: n = 8), scored by the verifier. GRPO computes
 advantages inside each group, so a group whose rewards are all equal contributes nothing to the
 update; the recipe's rescue and substitution steps exist to avoid such groups.
 
 Conventions used across :mod:`polaris.recipe`:
 
-- Rewards are binary in POLARIS (SPEC 6), but any float is accepted. A rollout counts as *correct*
+- Rewards are binary in POLARIS (docs/method.md § The reward), but any float is accepted. A rollout counts as *correct*
   when its reward is above :data:`CORRECT_THRESHOLD` (0.5), so that a reward shaped as 0/1 or as
   -1/+1 is read the same way.
 - A group's ``accuracy`` is its mean reward, which for binary rewards is its pass rate c/n.
-- A group is *informative* when ``0 < accuracy < 1`` (SPEC 4's definition, kept verbatim). For
+- A group is *informative* when ``0 < accuracy < 1`` (docs/method.md § Informative batches: the definition, kept verbatim). For
   binary rewards this is exactly "the rewards are not all equal", i.e. some advantage is non-zero.
 - Every type is frozen: functions return new groups instead of mutating the batch, so a caller can
   always compare the batch before and after a step (the metrics do).
@@ -116,7 +116,7 @@ class Group:
 
     @property
     def is_informative(self) -> bool:
-        """SPEC 4: ``0 < mean reward < 1``; only such groups get a non-zero GRPO advantage."""
+        """docs/method.md § Informative batches: ``0 < mean reward < 1``; only such groups get a non-zero GRPO advantage."""
         return 0.0 < self.accuracy < 1.0
 
     @property

@@ -1,4 +1,4 @@
-"""Evaluation metrics (SPEC 8) and the per-step recipe metrics (house style: namespaced names).
+"""Evaluation metrics (docs/method.md § Evaluation protocol) and the per-step recipe metrics (house style: namespaced names).
 
 Evaluation
 ----------

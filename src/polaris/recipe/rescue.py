@@ -1,4 +1,4 @@
-"""Rollout rescue (SPEC 4): turn an all-wrong group into a 1/n group with a remembered answer.
+"""Rollout rescue (docs/method.md § Informative batches): turn an all-wrong group into a 1/n group with a remembered answer.
 
 The paper describes this mechanism; the reference implementation does not contain it.
 

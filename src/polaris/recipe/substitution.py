@@ -1,4 +1,4 @@
-"""Intra-batch informative substitution (SPEC 4), with rewards travelling with their tokens.
+"""Intra-batch informative substitution (docs/method.md § Informative batches), with rewards travelling with their tokens.
 
 Algorithm
 ---------

@@ -1,4 +1,4 @@
-"""Choosing the sampling temperature from diversity and accuracy (SPEC 2).
+"""Choosing the sampling temperature from diversity and accuracy (docs/method.md § Diversity-based temperature).
 
 The paper measures, on a grid of temperatures, the model's accuracy and the diversity of its
 rollouts (:func:`polaris.recipe.diversity.mean_distinct_n`). For Qwen3-4B it sees three zones:

@@ -1,4 +1,4 @@
-"""Answer verification: the binary reward of SPEC 6, with hard timeouts and a worker pool.
+"""Answer verification: the binary reward of docs/method.md § The reward, with hard timeouts and a worker pool.
 
 ``score(response, ground_truth)`` is 1.0 when the last ``\\boxed{...}`` of the graded text matches
 the ground truth (normalised string, plain number, or math-verify equivalence), else 0.0. With

@@ -1,4 +1,4 @@
-"""Find the text to grade and the final answer in a model response (SPEC 6).
+"""Find the text to grade and the final answer in a model response (docs/method.md § The reward).
 
 * :func:`answer_region` — with ``require_think`` (the training reward) a response without
   ``</think>`` has no answer; otherwise the region is the text after the *first* ``</think>``, or

@@ -1,4 +1,4 @@
-"""Worker processes for math-verify, with a hard deadline per item (SPEC 6: "nothing has a timeout"
+"""Worker processes for math-verify, with a hard deadline per item (docs/method.md § The reward: "nothing has a timeout"
 was a defect of the reference).
 
 Why processes: math-verify's own timeout is ``signal.alarm``, which only works on a main thread,

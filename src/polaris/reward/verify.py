@@ -1,4 +1,4 @@
-"""Is an extracted answer equivalent to the ground truth? (SPEC 6; the in-process half.)
+"""Is an extracted answer equivalent to the ground truth? (docs/method.md § The reward; the in-process half.)
 
 Ground truths arrive as the reference files store them: ``"025"``, ``142.0``, ``['9.6\\n']``,
 ``['$\\frac{1}{2 n+2}$']``. :func:`ground_truth_alternatives` turns any of them into a tuple of

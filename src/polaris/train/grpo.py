@@ -2,7 +2,7 @@
 
 TRL (1.16) has no hook between rewards and advantages, so :class:`PolarisGRPOTrainer` takes over
 ``_generate`` — the step that turns a batch of prompts into completions — and runs the recipe
-there, on the whole global batch, in SPEC 4's order:
+there, on the whole global batch, in the order of docs/method.md § Informative batches:
 
     rollout (TRL) → verify (``score_batch``) → group → log difficulty → rescue → substitute
 
@@ -10,11 +10,11 @@ then hands TRL the final token ids and the final rewards (through a reward funct
 them), so rescued and copied rollouts are scored against their *own* ground truth — the defect
 of the reference, whose copies were re-scored against the wrong answer. After TRL computes its
 advantages we replace them with :func:`polaris.recipe.grpo_advantages` (unbiased std + 1e-6, as
-SPEC 5; TRL adds 1e-4). A batch flagged to skip (at most ⌊B/3⌋ informative groups) runs no
+docs/method.md § The objective; TRL adds 1e-4). A batch flagged to skip (at most ⌊B/3⌋ informative groups) runs no
 forward or backward pass: no parameter receives a gradient, so AdamW leaves every weight and
 moment untouched.
 
-Objective (SPEC 5), through TRL's settings: token-mean loss (``loss_type="dapo"``), clip
+Objective (docs/method.md § The objective), through TRL's settings: token-mean loss (``loss_type="dapo"``), clip
 0.2/0.28 (clip-higher, https://arxiv.org/abs/2503.14476), dual clip 3.0 on negative advantages
 (TRL's ``delta`` caps the ratio; for A<0 this is exactly the dual-clip bound), ``beta=0`` so no
 KL and no reference model, log-probs on logits/T at the sampling temperature, one optimizer step
@@ -107,7 +107,7 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         if self.model.training:
             import torch
 
-            # (local_batch,) advantages of SPEC 5 in place of TRL's (same layout, groups of n)
+            # (local_batch,) advantages of docs/method.md § The objective in place of TRL's (same layout, groups of n)
             output["advantages"] = torch.tensor(
                 self._final_advantages, dtype=output["advantages"].dtype, device=output["advantages"].device
             )

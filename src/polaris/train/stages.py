@@ -1,12 +1,13 @@
 """The pieces of a POLARIS run around the GRPO update: profile, temperature search, one stage.
 
 * :func:`profile_difficulty` — k rollouts per training problem with the model about to be
-  trained; one :class:`~polaris.recipe.DifficultyRecord` per problem (SPEC 1).
+  trained; one :class:`~polaris.recipe.DifficultyRecord` per problem (docs/method.md § Difficulty-aware data).
 * :func:`search_temperatures` — accuracy and distinct-4 diversity at each temperature of a grid
-  (SPEC 2); the recipe's rules in :mod:`polaris.recipe.temperature` then choose.
+  (docs/method.md § Diversity-based temperature); the recipe's rules in :mod:`polaris.recipe.temperature` then choose.
 * :func:`train_stage` — one GRPO stage with :class:`~polaris.train.grpo.PolarisGRPOTrainer`:
   checkpoints every ``save_steps``, resumes from the last complete checkpoint (recipe state
-  included), logs namespaced metrics to JSONL and TensorBoard.
+  included), logs namespaced metrics to JSONL and TensorBoard. Where it writes is given
+  (:class:`StagePaths`); what it trains is given (:class:`StageRun`): this module decides neither.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polaris.config import StageSettings, TrainSettings
+from polaris.config import TrainSettings, batch_split
 from polaris.data.problem import Problem, build_messages
 from polaris.generation import SamplingParams, chat_prompts, generate
 from polaris.io import append_jsonl, read_jsonl, write_json
@@ -53,16 +54,6 @@ def profile_difficulty(model, tokenizer, problems: Sequence[Problem], *, k: int,
                          mean_length=sum(ls) / len(ls))
         for p, rs, ls in zip(problems, rewards, lengths, strict=True)
     ]
-
-
-def write_records(records: Sequence[DifficultyRecord], path: Path) -> None:
-    """The per-problem profile as JSONL, atomically (read back by the report and ``--dry-run``)."""
-    import json
-
-    from polaris.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records), encoding="utf-8")
 
 
 def search_temperatures(model, tokenizer, problems: Sequence[Problem], temperatures: Sequence[float], *, n: int,
@@ -153,13 +144,36 @@ class RecipeCallback(_callback_base()):  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
-class StagePlan:
-    """Everything one stage needs, resolved (temperature chosen, data filtered)."""
+class StageRun:
+    """What one stage trains: resolved values (temperature chosen, data filtered, learning rate picked)."""
 
     index: int
-    settings: StageSettings
+    steps: int
     temperature: float
+    max_response_tokens: int
+    learning_rate: float
     problems: list[Problem]
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    """Where one stage writes (given by the run layer's ``RunLayout.stage_paths``)."""
+
+    work: Path
+    """TRL checkpoints; a killed stage resumes from the newest complete one."""
+    model: Path
+    """The weights after the stage (an HF folder)."""
+    state: Path
+    """The recipe state after the stage (the rescue store), read by the next stage."""
+    metrics: Path
+    """Per-step metrics (JSONL, appended)."""
+    tensorboard: Path | None
+    difficulty: Path
+    """Per-step group accuracy of every problem (JSONL)."""
+    decisions: str
+    """Per-rank audit log of the recipe's decisions: a path with ``{rank}``."""
+    initial_state: Path | None = None
+    """The previous stage's recipe state (``None``: start empty)."""
 
 
 def build_dataset(problems: Sequence[Problem]):
@@ -172,33 +186,27 @@ def build_dataset(problems: Sequence[Problem]):
     ])
 
 
-def grpo_config(plan: StagePlan, train: TrainSettings, out_dir: Path, *, seed: int, num_processes: int = 1,
+def grpo_config(stage: StageRun, train: TrainSettings, out_dir: Path, *, seed: int, num_processes: int = 1,
                 use_cpu: bool = True, bf16: bool = False, **overrides: Any):
-    """TRL's ``GRPOConfig`` carrying SPEC 5's objective and this stage's settings."""
+    """TRL's ``GRPOConfig`` carrying the objective of docs/method.md § The objective and this stage's settings."""
     from trl import GRPOConfig
 
-    sequences = train.batch_prompts * train.rollouts
-    if sequences % num_processes:
-        raise ValueError(f"batch_prompts × rollouts = {sequences} must divide evenly over {num_processes} processes")
-    share = sequences // num_processes
-    micro = train.micro_batch_sequences or share
-    if share % micro:
-        raise ValueError(f"train.micro_batch_sequences {micro} must divide each process's share of {share} sequences")
-    # One generation per optimizer step: the share is generated at once, then split into
-    # share/micro accumulated micro-batches (steps_per_generation == gradient_accumulation_steps).
+    split = batch_split(train, num_processes)
+    # One generation per optimizer step: each process's share is generated at once, then split into
+    # accumulated micro-batches (steps_per_generation == gradient_accumulation_steps).
     settings = dict(
         output_dir=str(out_dir),
-        max_steps=plan.settings.steps,
-        per_device_train_batch_size=micro,
-        gradient_accumulation_steps=share // micro,
-        steps_per_generation=share // micro,
+        max_steps=stage.steps,
+        per_device_train_batch_size=split.micro_batch,
+        gradient_accumulation_steps=split.accumulation,
+        steps_per_generation=split.accumulation,
         num_iterations=1,
         num_generations=train.rollouts,
-        max_completion_length=plan.settings.max_response_tokens,
-        temperature=plan.temperature,
+        max_completion_length=stage.max_response_tokens,
+        temperature=stage.temperature,
         top_p=train.top_p,
         top_k=0,
-        learning_rate=plan.settings.learning_rate or train.learning_rate,
+        learning_rate=stage.learning_rate,
         lr_scheduler_type="constant",
         warmup_steps=0,
         weight_decay=train.weight_decay,
@@ -228,12 +236,12 @@ def grpo_config(plan: StagePlan, train: TrainSettings, out_dir: Path, *, seed: i
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )
-    settings.update(vllm_settings(plan, train))
+    settings.update(vllm_settings(stage, train))
     settings.update(overrides)
     return GRPOConfig(**settings)
 
 
-def vllm_settings(plan: StagePlan, train: TrainSettings) -> dict[str, Any]:
+def vllm_settings(stage: StageRun, train: TrainSettings) -> dict[str, Any]:
     """``GRPOConfig`` keywords of the rollout engine (none for the transformers backend)."""
     engine = train.engine
     if engine.backend != "vllm":
@@ -247,7 +255,7 @@ def vllm_settings(plan: StagePlan, train: TrainSettings) -> dict[str, Any]:
                    vllm_tensor_parallel_size=engine.vllm_tensor_parallel_size,
                    vllm_enable_sleep_mode=engine.vllm_enable_sleep_mode)
         if train.max_prompt_tokens is not None:
-            out["vllm_max_model_length"] = train.max_prompt_tokens + plan.settings.max_response_tokens
+            out["vllm_max_model_length"] = train.max_prompt_tokens + stage.max_response_tokens
     return out
 
 
@@ -282,13 +290,14 @@ def truncate_metrics(path: Path, stage: int, after_step: int) -> None:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
 
 
-def train_stage(model_dir: Path, plan: StagePlan, train: TrainSettings, *, seed: int, work_dir: Path,
-                final_dir: Path, logs_dir: Path, difficulty_log: DifficultyLog, dtype: str = "float32",
-                max_position_embeddings: int | None = None, initial_state: Path | None = None) -> dict[str, Any]:
-    """Train one stage from ``model_dir`` into ``final_dir``; resumes from ``work_dir``'s checkpoints.
+def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, paths: StagePaths, *, seed: int,
+                dtype: str = "float32", max_position_embeddings: int | None = None,
+                callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Train one stage from ``model_dir`` into ``paths.model``; resumes from ``paths.work``'s checkpoints.
 
-    ``initial_state`` is the previous stage's recipe state (``stage-K.state.json``): the rescue
-    store carries over, so a problem solved once in stage 1 can still be rescued in stage 3.
+    ``paths.initial_state`` is the previous stage's recipe state: the rescue store carries over, so a
+    problem solved once in stage 1 can still be rescued in stage 3. ``callbacks`` are extra
+    ``TrainerCallback`` objects (the run layer adds validation there).
     """
     import json
 
@@ -301,50 +310,46 @@ def train_stage(model_dir: Path, plan: StagePlan, train: TrainSettings, *, seed:
     model, tokenizer = load_model(model_dir, dtype=dtype, **overrides)
     state = PartialState(cpu=not _has_gpu())  # CPU processes join over gloo only when asked to
     runtime = RecipeRuntime(
-        stage=plan.index,
+        stage=stage.index,
         seed=seed,
-        difficulty_log=difficulty_log,
+        difficulty_log=DifficultyLog(paths.difficulty),
         rescue=train.rescue,
         substitution=train.substitution,
         min_informative=train.min_informative if train.min_informative is not None else train.batch_prompts // 3,
-        decisions_path=work_dir / f"decisions-rank{state.process_index}.jsonl",
+        decisions_path=Path(paths.decisions.format(rank=state.process_index)),
     )
-    resume = complete_checkpoint(work_dir) if state.is_main_process else None
+    resume = complete_checkpoint(paths.work) if state.is_main_process else None
     if state.num_processes > 1:
         from accelerate.utils import broadcast_object_list
 
         box = [str(resume) if resume else None]
         broadcast_object_list(box)
         resume = Path(box[0]) if box[0] else None
-    metrics_path = logs_dir / "metrics.jsonl"
-    if initial_state is not None and initial_state.exists():
-        runtime.load_state_dict(json.loads(initial_state.read_text()))
+    if paths.initial_state is not None and paths.initial_state.exists():
+        runtime.load_state_dict(json.loads(paths.initial_state.read_text()))
     step = 0  # records of this stage past the step it starts from are from a killed attempt: cut them
     if resume is not None:
         runtime.load_state_dict(json.loads((resume / STATE_FILE).read_text()))
         step = int(resume.name.split("-")[1])
-        log(f"[polaris] stage {plan.index}: resuming from {resume.name}")
-    truncate_metrics(runtime.decisions_path, plan.index, step)  # each rank its own audit log
+        log(f"[polaris] stage {stage.index}: resuming from {resume.name}")
+    truncate_metrics(runtime.decisions_path, stage.index, step)  # each rank its own audit log
     if state.is_main_process:
-        truncate_metrics(metrics_path, plan.index, step)
-    config = grpo_config(plan, train, work_dir, seed=seed, num_processes=state.num_processes,
+        truncate_metrics(paths.metrics, stage.index, step)
+    config = grpo_config(stage, train, paths.work, seed=seed, num_processes=state.num_processes,
                          use_cpu=not _has_gpu(), bf16=dtype == "bfloat16")
-    callback = RecipeCallback(runtime, metrics_path, logs_dir / "tb" / f"stage-{plan.index}",
-                              extra={"recipe/temperature": plan.temperature,
-                                     "recipe/problems": float(len(plan.problems))})
-    from polaris.train.validation import validation_callbacks
-
-    trainer = PolarisGRPOTrainer(model=model, args=config, train_dataset=build_dataset(plan.problems),
-                                 processing_class=tokenizer, runtime=runtime,
-                                 callbacks=[callback, *validation_callbacks(plan, train, logs_dir, seed=seed)])
+    callback = RecipeCallback(runtime, paths.metrics, paths.tensorboard,
+                              extra={"recipe/temperature": stage.temperature,
+                                     "recipe/problems": float(len(stage.problems))})
+    trainer = PolarisGRPOTrainer(model=model, args=config, train_dataset=build_dataset(stage.problems),
+                                 processing_class=tokenizer, runtime=runtime, callbacks=[callback, *callbacks])
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    trainer.save_model(str(final_dir))  # every rank: ZeRO-3/FSDP weights are gathered collectively
+    trainer.save_model(str(paths.model))  # every rank: ZeRO-3/FSDP weights are gathered collectively
     if state.is_main_process:
-        tokenizer.save_pretrained(final_dir)
-        write_json(final_dir.parent / f"{final_dir.name}.state.json", runtime.state_dict())
+        tokenizer.save_pretrained(paths.model)
+        write_json(paths.state, runtime.state_dict())
     state.wait_for_everyone()
-    return {"steps": trainer.state.global_step, "temperature": plan.temperature,
-            "problems": len(plan.problems), "rescue_store": len(runtime.store)}
+    return {"steps": trainer.state.global_step, "temperature": stage.temperature,
+            "problems": len(stage.problems), "rescue_store": len(runtime.store)}
 
 
 def _has_gpu() -> bool:

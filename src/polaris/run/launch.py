@@ -12,8 +12,8 @@ Everything here is a pure function of the recipe (tested without a GPU), except 
 which starts the commands on this machine. ``polaris run RECIPE --dry-run`` prints them;
 ``polaris run RECIPE --launch`` runs them. See ``docs/scale.md``.
 
-Shipped accelerate configs (``src/polaris/configs/accelerate/``; ``python -m polaris.launch config
-NAME`` prints a config's path):
+Shipped accelerate configs (``src/polaris/configs/accelerate/``; ``polaris configs NAME`` prints a
+config's path):
 
 - ``deepspeed-zero3`` — 1 machine × 8 GPUs, DeepSpeed ZeRO-3, bf16;
 - ``fsdp2`` — 1 machine × 8 GPUs, PyTorch FSDP2 (full shard), bf16;
@@ -24,9 +24,10 @@ Choices
 -------
 - The vLLM server is started once for the whole run with the longest stage's context
   (``max_prompt_tokens`` + the longest ``max_response_tokens``) and, when the model's positions are
-  raised (SPEC 3), ``--hf-overrides '{"max_position_embeddings": N}'``. It serves the recipe's base
+  raised (docs/method.md § Multi-stage training), ``--hf-overrides '{"max_position_embeddings": N}'``. It serves the recipe's base
   model; the trainer replaces the weights before every generation, so later stages need no restart.
-- Rollouts never use YaRN (train short); evaluation does (:func:`yarn_settings`, SPEC 7).
+- Rollouts never use YaRN (train short); evaluation does (:func:`polaris.run.plan.yarn_settings`,
+  docs/method.md § Train short, test long).
 """
 
 from __future__ import annotations
@@ -37,16 +38,15 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tyro
+from polaris.config import RecipeConfig, batch_split, stage_context
+from polaris.errors import PolarisError
 
-from polaris.config import RecipeConfig, stage_context
-
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs" / "accelerate"
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs" / "accelerate"
 
 #: Name -> file of the accelerate configs shipped with polaris.
 ACCELERATE_CONFIGS: dict[str, str] = {
@@ -60,7 +60,7 @@ ACCELERATE_CONFIGS: dict[str, str] = {
 SERVER_BIND = "0.0.0.0"
 
 
-class LaunchError(ValueError):
+class LaunchError(PolarisError, ValueError):
     """A launch setting cannot work; the message says what to change."""
 
 
@@ -121,12 +121,7 @@ def resolve_layout(recipe: RecipeConfig, accelerate_config: str | None = None) -
     machines = launch.num_machines or file_machines or 1
     if processes % machines:
         raise LaunchError(f"launch.num_processes {processes} must be a multiple of launch.num_machines {machines}")
-    sequences = recipe.train.batch_prompts * recipe.train.rollouts
-    if sequences % processes:
-        raise LaunchError(
-            f"train.batch_prompts × train.rollouts = {sequences} sequences must divide evenly over {processes} "
-            "training processes; set launch.num_processes (e.g. a power of two)"
-        )
+    batch_split(recipe.train, processes, key="training processes (launch.num_processes or the accelerate config)")
     return Layout(accelerate_config_path(name), processes, machines,
                   launch.main_process_ip or data.get("main_process_ip"),
                   launch.main_process_port or data.get("main_process_port"), file_processes, file_machines)
@@ -151,10 +146,12 @@ class Command:
 
 
 def accelerate_command(recipe: RecipeConfig, recipe_path: str, *, run_dir: str | None = None,
+                       overrides: Sequence[str] = (),
                        accelerate_config: str | None = None, machine_rank: int | str | None = None) -> Command:
     """``accelerate launch --config_file ... -m polaris.cli run RECIPE`` (or ``polaris run`` alone)."""
     layout = resolve_layout(recipe, accelerate_config)
     inner = ["-m", "polaris.cli", "run", str(recipe_path)] + (["--run-dir", str(run_dir)] if run_dir else [])
+    inner += [a for o in overrides for a in ("--set", o)]
     env = {"CUDA_VISIBLE_DEVICES": recipe.launch.train_devices} if recipe.launch.train_devices else {}
     if layout.config is None:
         return Command(["polaris", *inner[2:]], env)
@@ -183,7 +180,7 @@ def server_context(recipe: RecipeConfig) -> int | None:
 
 
 def vllm_hf_overrides(recipe: RecipeConfig) -> dict[str, Any]:
-    """Config overrides of the rollout engine: the raised positions (SPEC 3), never YaRN."""
+    """Config overrides of the rollout engine: the raised positions (docs/method.md § Multi-stage training), never YaRN."""
     raised = recipe.model.max_position_embeddings
     return {"max_position_embeddings": raised} if raised else {}
 
@@ -218,54 +215,13 @@ def vllm_serve_command(recipe: RecipeConfig, *, machines: int = 1) -> Command | 
 
 
 def launch_commands(recipe: RecipeConfig, recipe_path: str, *, run_dir: str | None = None,
-                    accelerate_config: str | None = None) -> list[Command]:
+                    accelerate_config: str | None = None, overrides: Sequence[str] = ()) -> list[Command]:
     """The commands of a run, in start order: the vLLM server (server mode), then the trainer."""
     machines = resolve_layout(recipe, accelerate_config).num_machines
     server = vllm_serve_command(recipe, machines=machines)
-    trainer = accelerate_command(recipe, recipe_path, run_dir=run_dir, accelerate_config=accelerate_config)
+    trainer = accelerate_command(recipe, recipe_path, run_dir=run_dir, accelerate_config=accelerate_config,
+                                 overrides=overrides)
     return [c for c in (server, trainer) if c is not None]
-
-
-# -- evaluation settings ----------------------------------------------------------------------------
-
-
-def yarn_settings(recipe: RecipeConfig):
-    """The evaluation's YaRN settings (SPEC 7), or ``None``."""
-    from polaris.models.yarn import make_yarn
-
-    ev = recipe.eval
-    if ev.yarn_factor is None:
-        return None
-    original = ev.yarn_original_max_position_embeddings or recipe.model.native_max_position_embeddings
-    return make_yarn(ev.yarn_factor, original)
-
-
-def eval_context(recipe: RecipeConfig) -> int:
-    """Positions an evaluation response can reach: prompt + ``eval.max_new_tokens``, at least N × F."""
-    yarn = yarn_settings(recipe)
-    need = (recipe.train.max_prompt_tokens or 0) + recipe.eval.max_new_tokens
-    return max(need, yarn.max_position_embeddings if yarn else 0)
-
-
-def eval_vllm_engine_kwargs(recipe: RecipeConfig, model_path: str, model_config: Mapping[str, Any]) -> dict[str, Any]:
-    """``vllm.LLM(**kwargs)`` of the evaluation backend for ``model_path`` (``model_config``: its config.json).
-
-    The YaRN keys come from :func:`polaris.backends.vllm_backend.vllm_engine_kwargs` (the rope
-    parameters keep the model's ``rope_theta``); ``max_model_len`` is raised to :func:`eval_context`
-    when the responses (the paper: 90000 tokens) reach past N × F, which vLLM only admits with
-    ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1``.
-    """
-    from polaris.backends import BackendOptions
-    from polaris.backends.vllm_backend import vllm_engine_kwargs
-
-    options = BackendOptions(dtype=recipe.model.dtype, yarn=yarn_settings(recipe), seed=recipe.seed,
-                             tensor_parallel_size=recipe.eval.tensor_parallel_size)
-    kwargs = vllm_engine_kwargs(model_path, options, dict(model_config))
-    if options.yarn is not None:
-        context = eval_context(recipe)
-        kwargs["max_model_len"] = context
-        kwargs["hf_overrides"] = {**kwargs["hf_overrides"], "max_model_len": context}
-    return kwargs
 
 
 # -- running the commands ---------------------------------------------------------------------------
@@ -277,24 +233,24 @@ def _executable(name: str) -> str:
     return str(local) if local.exists() else name
 
 
-def execute(commands: Sequence[Command], *, log_dir: Path) -> int:
+def execute(commands: Sequence[Command], *, server_log: Path) -> int:
     """Start the vLLM server (if any) in the background, run the trainer, stop the server.
 
-    The server's output goes to ``log_dir/vllm-server.log``; the trainer waits for it to come up
+    The server's output goes to ``server_log``; the trainer waits for it to come up
     (``train.engine.vllm_server_timeout``). Returns the trainer's exit status.
     """
     import signal
 
     *servers, trainer = commands
     started: list[subprocess.Popen] = []
-    log_dir.mkdir(parents=True, exist_ok=True)
+    server_log.parent.mkdir(parents=True, exist_ok=True)
     try:
         for server in servers:
-            log = open(log_dir / "vllm-server.log", "ab")  # noqa: SIM115 - closed with the process
+            log = open(server_log, "ab")  # noqa: SIM115 - closed with the process
             started.append(subprocess.Popen([_executable(server.argv[0]), *server.argv[1:]],
                                             env={**os.environ, **server.env}, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True))
-            print(f"[polaris] vLLM server started (pid {started[-1].pid}), log: {log_dir / 'vllm-server.log'}",
+            print(f"[polaris] vLLM server started (pid {started[-1].pid}), log: {server_log}",
                   flush=True)
         done = subprocess.run([_executable(trainer.argv[0]), *trainer.argv[1:]], env={**os.environ, **trainer.env})
         return done.returncode
@@ -309,49 +265,15 @@ def execute(commands: Sequence[Command], *, log_dir: Path) -> int:
                     proc.wait()
 
 
-def launch_main(recipe_path: str, run_dir: str | None, accelerate_config: str | None) -> int:
+def launch_main(recipe: RecipeConfig, recipe_path: str, layout, *, run_dir: str | None,
+                accelerate_config: str | None, overrides: Sequence[str] = ()) -> int:
     """``polaris run RECIPE --launch``: print the commands, then run them here (one machine)."""
-    from polaris.config import load_recipe
-
-    recipe = load_recipe(recipe_path)
-    commands = launch_commands(recipe, recipe_path, run_dir=run_dir, accelerate_config=accelerate_config)
+    commands = launch_commands(recipe, recipe_path, run_dir=run_dir, accelerate_config=accelerate_config,
+                               overrides=overrides)
     for c in commands:
         print(f"# on {c.where}\n{c.shell()}", flush=True)
     if any(c.where != "this machine" for c in commands):
         print("[polaris] several machines: run each command above where it says (the run directory on a "
               "shared file system); nothing was started", flush=True)
         return 0
-    log_dir = Path(run_dir or Path("runs") / recipe.name) / "logs"
-    return execute(commands, log_dir=log_dir)
-
-
-# -- `python -m polaris.launch config NAME` -----------------------------------------------------------
-
-
-@dataclass
-class ConfigPathConfig:
-    """Print the path of an accelerate config shipped with polaris (for ``accelerate launch --config_file``)."""
-
-    name: tyro.conf.Positional[str] = "cpu-2proc"
-    """deepspeed-zero3, fsdp2, multinode-zero3 or cpu-2proc."""
-
-
-def config_path_main(config: ConfigPathConfig) -> int:
-    print(accelerate_config_path(config.name))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or args[0] != "config":
-        print(f"usage: python -m polaris.launch config NAME   (NAME: {', '.join(ACCELERATE_CONFIGS)})", file=sys.stderr)
-        return 2
-    try:
-        return config_path_main(ConfigPathConfig(args[1]))
-    except LaunchError as e:
-        print(f"polaris.launch: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return execute(commands, server_log=layout.server_log)

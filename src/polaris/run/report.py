@@ -1,19 +1,19 @@
 """``polaris report RUN_DIR``: a readable report of a run, ``RUN_DIR/report.md`` with PNG plots.
 
-Sections, each read from the run directory layout of :mod:`polaris.pipeline`:
+Sections, each read through the run directory's layout (:mod:`polaris.run.layout`):
 
 1. **Steps** — status and seconds of every step (``summary.json``).
-2. **Difficulty** (SPEC 1) — the pass-count histogram of the profile before and after the
-   filter (``steps.profile.result``: ``histogram``, ``histogram_kept``), and of what remains at
-   each later stage after dynamic dropping (``data/stage-K.ids.json`` looked up in
-   ``profile/records.jsonl``; ``steps["drop:K"].result`` gives the counts). The profiled pass
-   count is the one shown for every stage: the model is not re-profiled between stages.
-3. **Temperature search** (SPEC 2) — per stage, accuracy and distinct-4 diversity against
-   temperature (``temperature/stage-K.json``), the chosen point marked, the target diversity of a
+2. **Difficulty** (docs/method.md § Difficulty-aware data) — the pass-count histogram of the
+   profile before and after the filter (``steps.profile.result``: ``histogram``,
+   ``histogram_kept``), and of what remains at each later stage after dynamic dropping (each stage's
+   problem ids looked up in the profile's records; ``steps["drop:K"].result`` gives the counts).
+   The profiled pass count is the one shown for every stage: the model is not re-profiled.
+3. **Temperature search** (docs/method.md § Diversity-based temperature) — per stage, accuracy and
+   distinct-4 diversity against temperature, the chosen point marked, the target diversity of a
    re-search drawn.
-4. **Training curves** — every known key present in ``logs/metrics.jsonl``; steps continue
-   across stages (stage K's step s is plotted at s plus the last step of stages before K); a
-   repeated (stage, step) record (a resumed run) counts once, the last one.
+4. **Training curves** — every known key present in the metrics log; steps continue across stages
+   (stage K's step s is plotted at s plus the last step of stages before K); a repeated (stage,
+   step) record (a resumed run) counts once, the last one.
 5. **Evaluation** — avg@k of the base model and every stage on every benchmark
    (``summary.json["results"][stage][benchmark]["avg@k"]``), in percent.
 
@@ -23,14 +23,13 @@ matplotlib's Agg canvas (no display needed) and are written atomically to ``RUN_
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import tyro
+from polaris.run.layout import RunLayout
 
 #: Training metrics plotted when present, in this order.
 TRAINING_KEYS = (
@@ -49,18 +48,6 @@ TRAINING_KEYS = (
 )
 
 REPORT_DIR = "report"
-
-
-@dataclass
-class ReportConfig:
-    """Write RUN_DIR/report.md with plots: difficulty, temperature search, training curves, evaluation."""
-
-    run_dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
-    """A `polaris run` directory (it may have stopped early: missing parts get a note)."""
-
-    def __post_init__(self) -> None:
-        if not Path(self.run_dir).is_dir():
-            raise SystemExit(f"polaris report: {self.run_dir!r} is not a directory; pass a `polaris run` directory")
 
 
 @dataclass
@@ -84,60 +71,31 @@ class RunData:
         return result if isinstance(result, dict) else None
 
 
-def _read_json(path: Path, notes: list[str]) -> Any:
-    if not path.is_file():
-        return None
+def load_run(run_dir: str | Path | RunLayout) -> RunData:
+    """Everything the report reads, tolerating missing or damaged files."""
+    layout = run_dir if isinstance(run_dir, RunLayout) else RunLayout(run_dir)
+    data = RunData(layout.root)
+    data.summary = _tolerant(layout.read_summary, layout.summary, data.notes) or {}
+    data.records = [r.to_dict() for r in _tolerant(layout.read_profile, layout.profile, data.notes) or []]
+    data.stage_ids = _tolerant(layout.stages_with_ids, layout.root / "data", data.notes) or {}
+    for k in layout.temperature_stages():
+        record = _tolerant(lambda k=k: layout.read_temperature(k), layout.temperature_path(k), data.notes)
+        if record is not None and record.points:
+            data.temperatures[k] = record.to_dict()
+    data.metrics = _tolerant(layout.read_metrics, layout.metrics, data.notes) or []
+    return data
+
+
+def _tolerant(read, path: Path, notes: list[str]) -> Any:
+    """``read()``, or ``None`` with a note when the file is damaged."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return read()
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         notes.append(f"`{path.name}` could not be read ({e}); it is left out.")
         return None
 
 
-def _stage_files(directory: Path, pattern: str) -> dict[int, Path]:
-    out = {}
-    regex = re.compile(pattern)
-    if directory.is_dir():
-        for p in directory.iterdir():
-            m = regex.fullmatch(p.name)
-            if m:
-                out[int(m.group(1))] = p
-    return dict(sorted(out.items()))
-
-
-def load_run(run_dir: str | Path) -> RunData:
-    """Everything the report reads, tolerating missing or damaged files."""
-    from polaris.io import read_jsonl
-
-    path = Path(run_dir)
-    data = RunData(path)
-    data.summary = _read_json(path / "summary.json", data.notes) or {}
-    data.records = [r for r in read_jsonl(path / "profile" / "records.jsonl") if "problem_id" in r and "correct" in r]
-    for k, p in _stage_files(path / "data", r"stage-(\d+)\.ids\.json").items():
-        ids = _read_json(p, data.notes)
-        if isinstance(ids, list):
-            data.stage_ids[k] = [str(i) for i in ids]
-    for k, p in _stage_files(path / "temperature", r"stage-(\d+)\.json").items():
-        record = _read_json(p, data.notes)
-        if isinstance(record, dict) and record.get("points"):
-            data.temperatures[k] = record
-    data.metrics = dedupe_metrics(read_jsonl(path / "logs" / "metrics.jsonl"))
-    return data
-
-
 # -- pure pieces --------------------------------------------------------------------------------
-
-
-def dedupe_metrics(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One record per (stage, step), the last written (a resumed run repeats steps), sorted."""
-    last: dict[tuple[int, int], dict[str, Any]] = {}
-    for r in records:
-        try:
-            key = (int(r["stage"]), int(r["step"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-        last[key] = dict(r)
-    return [last[k] for k in sorted(last)]
 
 
 def stage_offsets(metrics: Sequence[Mapping[str, Any]]) -> dict[int, int]:
@@ -344,7 +302,7 @@ def _steps_section(data: RunData) -> list[str]:
 
 
 def _difficulty_section(data: RunData, out: Path) -> list[str]:
-    lines = ["## Difficulty (SPEC 1)", ""]
+    lines = ["## Difficulty", "", "_What the recipe does: docs/method.md § Difficulty-aware data._", ""]
     k, hists = difficulty_histograms(data)
     if not hists or k is None:
         return [*lines, "_No difficulty profile: the run stopped before the `profile` step._", ""]
@@ -359,12 +317,12 @@ def _difficulty_section(data: RunData, out: Path) -> list[str]:
                   md_table(("stage", "dropped", "remaining"), drops), ""]
     later = [s for s in data.stage_ids if s > 1]
     if later and not data.records:
-        lines += ["_`profile/records.jsonl` is missing: the histograms after dropping cannot be drawn._", ""]
+        lines += ["_The difficulty profile is missing: the histograms after dropping cannot be drawn._", ""]
     return lines
 
 
 def _temperature_section(data: RunData, out: Path) -> list[str]:
-    lines = ["## Temperature search (SPEC 2)", ""]
+    lines = ["## Temperature search", "", "_What the recipe does: docs/method.md § Diversity-based temperature._", ""]
     if not data.temperatures:
         return [*lines, "_No temperature search: the run stopped before the first `temperature` step._", ""]
     for stage, record in data.temperatures.items():
@@ -387,7 +345,7 @@ def _training_section(data: RunData, out: Path) -> list[str]:
     lines = ["## Training", ""]
     series = training_series(data.metrics)
     if not series:
-        return [*lines, "_No training metrics (`logs/metrics.jsonl`): no stage has logged a step yet._", ""]
+        return [*lines, "_No training metrics: no stage has logged a step yet._", ""]
     plot_training(series, out / "training.png")
     lines += [f"![training curves]({REPORT_DIR}/training.png)", "",
               "Steps continue across stages. Mean per stage:", ""]
@@ -415,12 +373,13 @@ def _evaluation_section(data: RunData, out: Path) -> list[str]:
     return lines
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write ``RUN_DIR/report.md`` and its plots in ``RUN_DIR/report/``; returns the report's path."""
+def write_report(run_dir: str | Path | RunLayout) -> Path:
+    """Write the run's ``report.md`` and its plots; returns the report's path."""
     from polaris.io import atomic_path
 
-    data = load_run(run_dir)
-    out = data.path / REPORT_DIR
+    layout = run_dir if isinstance(run_dir, RunLayout) else RunLayout(run_dir)
+    data = load_run(layout)
+    out = layout.report_dir
     out.mkdir(parents=True, exist_ok=True)
     name = data.summary.get("recipe", data.path.name)
     lines = [f"# POLARIS run report: {name}", "", f"Run directory: `{data.path}`", ""]
@@ -431,13 +390,7 @@ def write_report(run_dir: str | Path) -> Path:
     lines += _evaluation_section(data, out)
     if data.notes:
         lines += ["## Notes", "", *[f"- {n}" for n in data.notes], ""]
-    path = data.path / "report.md"
+    path = layout.report
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")
     return path
-
-
-def main(config: ReportConfig) -> int:
-    path = write_report(config.run_dir)
-    print(f"report: {path}")
-    return 0

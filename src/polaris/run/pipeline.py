@@ -1,0 +1,192 @@
+"""``polaris run RECIPE``: every step of the recipe, in order, into a resumable run directory.
+
+The order (each step recorded in ``summary.json`` with its status and seconds; the steps themselves
+are in :mod:`polaris.run.steps`, the paths in :mod:`polaris.run.layout`):
+
+1. ``prepare``, ``warm_start`` — the built-in model only.
+2. ``eval:base`` — the built-in model always; real models with ``eval.evaluate_base`` (at the end).
+3. ``profile`` — then, for each stage K: ``drop:K`` (K > 1), ``temperature:K``, ``train:K`` and, for
+   the built-in model, ``eval:stage-K`` right away.
+4. Real models: ``eval:base`` (optional) and ``eval:stage-K`` for every stage, after the last stage
+   (the training processes have let go of their GPUs by then).
+5. ``report``.
+
+Re-running the same command skips finished steps and continues unfinished ones. A run directory
+belongs to one recipe (compared after overrides, ignoring comments and formatting): running another
+recipe into it is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from polaris.config import RecipeConfig, load_recipe, to_dict
+from polaris.errors import RunError
+from polaris.progress import log
+from polaris.run import steps
+from polaris.run.layout import RunLayout
+from polaris.run.plan import build_plan
+
+
+def recipe_digest(recipe: RecipeConfig) -> str:
+    """A fingerprint of the recipe's values (not of its file's text)."""
+    return hashlib.sha256(json.dumps(to_dict(recipe), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def recipe_yaml(recipe: RecipeConfig, source: str) -> str:
+    import yaml
+
+    return f"# The recipe this run ran ({source}), every key resolved.\n" + yaml.safe_dump(to_dict(recipe),
+                                                                                             sort_keys=False)
+
+
+class RunDir:
+    """A run directory's ``summary.json`` (steps, timings, results), written atomically.
+
+    Under a multi-process launch (``WORLD_SIZE`` > 1) only rank 0 writes the summary and runs the
+    steps that are not training (data, profile, searches, evaluation); the other ranks wait for
+    the summary to mark them done — by polling the file, not in a collective, so a long profile
+    cannot hit a communication timeout — and every rank runs the training steps together.
+    """
+
+    POLL_SECONDS = 2.0
+
+    def __init__(self, layout: RunLayout, recipe: RecipeConfig, *, source: str = "") -> None:
+        self.layout = layout
+        self.recipe = recipe
+        self.rank = int(os.environ.get("RANK", "0"))
+        digest = recipe_digest(recipe)
+        if self.rank != 0:
+            while not layout.summary.exists():
+                time.sleep(self.POLL_SECONDS)
+        else:
+            layout.root.mkdir(parents=True, exist_ok=True)
+        self.summary: dict[str, Any] = layout.read_summary() or {
+            "recipe": recipe.name,
+            "recipe_sha256": digest,
+            "steps": {},
+            "results": {},
+        }
+        if self.summary.get("recipe_sha256") != digest:
+            raise RunError(
+                f"{layout.root} was started with a different recipe; use another --run-dir, or delete the "
+                "directory to start over"
+            )
+        if self.rank == 0:
+            layout.write_recipe(recipe_yaml(recipe, source or "built in"))
+        self.save()
+
+    @property
+    def path(self) -> Path:
+        return self.layout.root
+
+    def save(self) -> None:
+        if self.rank == 0:
+            self.layout.write_summary(self.summary)
+
+    def done(self, name: str) -> bool:
+        return self.summary["steps"].get(name, {}).get("status") == "done"
+
+    def step(self, name: str, fn: Callable[[], Any], *, all_ranks: bool = False) -> Any:
+        """Run ``fn`` unless the step already finished; record status and seconds.
+
+        ``all_ranks``: every process runs it (training); otherwise rank 0 runs it and the others
+        wait for it to be recorded as done.
+        """
+        if self.done(name):
+            log(f"[polaris] {name}: done already, skipped")
+            return self.summary["steps"][name].get("result")
+        if self.rank != 0 and not all_ranks:
+            return self._wait_for(name)
+        record = self.summary["steps"].setdefault(name, {})
+        record.update(status="running")
+        self.save()
+        log(f"[polaris] {name} ...")
+        start = time.monotonic()
+        try:
+            result = fn()
+        except BaseException:
+            record.update(status="failed", seconds=round(record.get("seconds", 0) + time.monotonic() - start, 2))
+            self.save()
+            raise
+        seconds = round(time.monotonic() - start, 2)
+        record.update(status="done", seconds=seconds)
+        if result is not None:
+            record["result"] = result
+        self.save()
+        log(f"[polaris] {name}: done in {seconds:.1f}s")
+        return result
+
+    def _wait_for(self, name: str) -> Any:
+        while True:
+            self.summary = self.layout.read_summary()
+            status = self.summary["steps"].get(name, {}).get("status")
+            if status == "done":
+                return self.summary["steps"][name].get("result")
+            if status == "failed":
+                raise RunError(f"step {name} failed on rank 0")
+            time.sleep(self.POLL_SECONDS)
+
+    def record_result(self, stage: str, benchmark: str, summary: dict[str, Any]) -> None:
+        self.summary["results"].setdefault(stage, {})[benchmark] = summary
+        self.save()
+
+
+def run_recipe(recipe: RecipeConfig | str | Path, run_dir: str | Path | None = None, *,
+               overrides: Sequence[str] = ()) -> RunDir:
+    """Run every step of ``recipe`` (a recipe, or a recipe file with ``KEY=VALUE`` overrides) into
+    ``run_dir`` (default ``runs/<name>``), continuing where an earlier attempt stopped."""
+    from polaris.models.loading import set_threads
+
+    source = "built in"
+    if not isinstance(recipe, RecipeConfig):
+        source = str(recipe) + "".join(f" --set {o}" for o in overrides)
+        recipe = load_recipe(recipe, overrides)
+    processes = int(os.environ.get("WORLD_SIZE", "0")) or None
+    plan = build_plan(recipe, processes=processes)
+    layout = RunLayout(run_dir or Path("runs") / recipe.name)
+    run = RunDir(layout, recipe, source=source)
+    ctx = steps.Context(plan, layout)
+    set_threads()
+    log(f"[polaris] run {recipe.name!r} into {layout.root}")
+    evaluate = {name: (lambda name=name: steps.evaluate(ctx, name, record=run.record_result))
+                for name in plan.eval.models}
+    if plan.builtin:
+        run.step("prepare", lambda: steps.prepare(ctx))
+        run.step("warm_start", lambda: steps.warm_start(ctx))
+    if plan.eval.after_each_stage and "base" in evaluate:
+        run.step("eval:base", evaluate["base"])
+    run.step("profile", lambda: steps.profile(ctx))
+    for stage in plan.stages:
+        k = stage.index
+        if k > 1:
+            run.step(f"drop:{k}", lambda k=k: steps.drop(ctx, k))
+        run.step(f"temperature:{k}", lambda k=k: steps.temperature(ctx, k))
+        run.step(f"train:{k}", lambda k=k: steps.train(ctx, k), all_ranks=True)
+        if plan.eval.after_each_stage:
+            run.step(f"eval:stage-{k}", evaluate[f"stage-{k}"])
+    if not plan.eval.after_each_stage and run.rank == 0:
+        for name, fn in evaluate.items():
+            run.step(f"eval:{name}", fn)
+    run.step("report", lambda: steps.report(ctx))
+    log(f"[polaris] finished: {layout.summary}")
+    return run
+
+
+def init_distributed() -> None:
+    """Under a multi-process launch without a GPU, join the processes over gloo (accelerate's first state
+    decides: a bare ``PartialState()`` would leave each process alone)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+        from accelerate import PartialState
+
+        PartialState(cpu=not torch.cuda.is_available())
+
+
+__all__ = ["RunDir", "init_distributed", "recipe_digest", "run_recipe"]

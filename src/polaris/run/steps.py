@@ -1,0 +1,409 @@
+"""The steps of a run, each a function of the resolved plan and the run directory.
+
+=============  ==============================================================================
+step           what it does (and where it writes, see :mod:`polaris.run.layout`)
+=============  ==============================================================================
+prepare        built-in model only: the task's train/test splits and the untrained tiny model
+warm_start     built-in model only: supervised fine-tuning into a partially competent base model
+profile        k rollouts per training problem with the model about to be trained; keep the
+               problems the filter keeps for stage 1 (docs/method.md § Difficulty-aware data)
+drop           between stages: drop the problems the previous stage found easy
+temperature    the stage's rollout temperature: the start of the exploration zone (stage 1), the
+               lowest temperature keeping the previous stage's diversity (later stages), or the
+               stage's fixed value (docs/method.md § Diversity-based temperature)
+train          one GRPO stage with the recipe (resumable mid-stage)
+evaluate       one model on every benchmark of the recipe, through a backend
+report         ``report.md`` with plots
+=============  ==============================================================================
+
+``polaris run`` orders them (:mod:`polaris.run.pipeline`); ``polaris profile``, ``polaris
+temperature`` and ``polaris train`` run one of them on a recipe (a file, or the defaults, plus
+``--set`` overrides) into a run directory of their own.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polaris.config import BUILTIN_TRAIN
+from polaris.errors import RecipeError
+from polaris.progress import log
+from polaris.run.layout import RunLayout, TemperatureRecord
+from polaris.run.plan import Plan, ProfilePlan, StagePlan
+
+#: ``record(model, benchmark, summary)``: where an evaluation's summary goes (``summary.json`` results).
+ResultSink = Callable[[str, str, dict[str, Any]], None]
+
+
+@dataclass
+class Context:
+    """What every step works with: the resolved plan and the run directory."""
+
+    plan: Plan
+    layout: RunLayout
+
+    @property
+    def recipe(self):
+        return self.plan.recipe
+
+    def base_model(self) -> str | Path:
+        """The model stage 1 starts from: the warm-started built-in model, or ``model.path``."""
+        return self.layout.model("base") if self.plan.builtin else self.recipe.model.path
+
+    def start_model(self, stage: int) -> str | Path:
+        """The weights stage K starts from: the base model for stage 1, else stage K-1's."""
+        return self.base_model() if stage == 1 else self.layout.stage_model(stage - 1)
+
+    def model_of(self, name: str) -> str | Path:
+        """``base`` or ``stage-K``: the weights evaluated under that name."""
+        return self.base_model() if name == "base" else self.layout.model(name)
+
+    def training_problems(self):
+        from polaris.data.loaders import load_problems
+
+        data = self.recipe.data
+        if data.train == BUILTIN_TRAIN:
+            return load_problems(self.layout.split("arith-train"), limit=data.limit)
+        return load_problems(data.train, split=data.split, limit=data.limit)
+
+    def stage_problems(self, stage: int, *, every_problem_if_unfiltered: bool = False):
+        """The training problems of stage K (``data/stage-K.ids.json``).
+
+        ``every_problem_if_unfiltered``: a single-step command on a directory without that file takes
+        every training problem; inside ``polaris run`` a missing file is a bug in the order of steps.
+        """
+        ids = self.layout.read_stage_ids(stage)
+        problems = self.training_problems()
+        if ids is None:
+            if every_problem_if_unfiltered:
+                log(f"[polaris] stage {stage}: no {self.layout.stage_ids_path(stage)}; using every training problem")
+                return problems
+            raise RecipeError(f"stage {stage}: {self.layout.stage_ids_path(stage)} is missing; run the profile step "
+                              "(and the drop step of later stages) first")
+        keep = set(ids)
+        return [p for p in problems if p.id in keep]
+
+    def resolve_benchmark(self, spec: str, *, limit: int | None = None):
+        """A benchmark named in the recipe: the built-in splits from this run, else :mod:`polaris.benchmarks`."""
+        from polaris.benchmarks import BUILTIN_K, BUILTIN_SAMPLING, ResolvedBenchmark, resolve_benchmark
+        from polaris.data.loaders import load_problems
+
+        if spec == BUILTIN_TRAIN:
+            path = self.layout.split("arith-train")
+            problems = load_problems(path)[:limit] if limit else load_problems(path)
+            return ResolvedBenchmark("arith-train", problems, BUILTIN_K, BUILTIN_SAMPLING, str(path))
+        test = self.layout.split("arith-test")
+        return resolve_benchmark(spec, builtin_test=test if test.is_file() else None, limit=limit)
+
+
+# -- built-in setting ----------------------------------------------------------------------------------
+
+
+def prepare(ctx: Context) -> dict[str, Any]:
+    """The built-in task's splits and the untrained tiny model with its tokenizer."""
+    from polaris.data import arith
+    from polaris.data.loaders import write_problems
+    from polaris.data.problem import build_messages
+    from polaris.models.tiny import build_model, build_tokenizer, save, tokenizer_corpus
+
+    recipe = ctx.recipe
+    tiny = recipe.data.tiny
+    train, test = arith.make_splits(tiny.seed, tiny.train_size, tiny.test_size, tiny.levels)
+    write_problems(arith.to_problems(train, "train"), ctx.layout.split("arith-train"))
+    write_problems(arith.to_problems(test, "test"), ctx.layout.split("arith-test"))
+    # The tokenizer learns its merges from the task's own text: templated prompts and solutions.
+    sample = arith.generate(random.Random(f"tokenizer:{tiny.seed}"), 2000, recipe.warm_start.levels)
+    corpus = tokenizer_corpus([build_messages(p.question) for p in sample], [p.solution for p in sample])
+    tokenizer = build_tokenizer(corpus)
+    model = build_model(tokenizer, seed=recipe.warm_start.seed)
+    save(model, tokenizer, ctx.layout.model("init"))
+    return {"train": len(train), "test": len(test), "vocab": len(tokenizer),
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def warm_start(ctx: Context) -> dict[str, Any]:
+    """Supervised fine-tuning of the tiny model, stopped while it is only partially competent."""
+    from polaris.data import arith
+    from polaris.models.loading import load_model
+    from polaris.models.tiny import save
+    from polaris.train.sft import warm_start as sft
+
+    tiny = ctx.recipe.data.tiny
+    train, test = arith.make_splits(tiny.seed, tiny.train_size, tiny.test_size, tiny.levels)
+    model, tokenizer = load_model(ctx.layout.model("init"))
+    last = sft(model, tokenizer, ctx.recipe.warm_start, ctx.layout.sft_work,
+               exclude={p.expression for p in train + test})
+    save(model, tokenizer, ctx.layout.model("base"))
+    return {k: round(v, 4) for k, v in last.items() if isinstance(v, int | float)}
+
+
+# -- difficulty ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileOutcome:
+    """A difficulty profile and what the pass-rate filter keeps of it."""
+
+    k: int
+    records: list[Any]
+    kept: list[Any]
+
+    @property
+    def histogram(self) -> list[int]:
+        from polaris.recipe import pass_histogram
+
+        return pass_histogram((r.correct for r in self.records if r.k == self.k), self.k)
+
+    @property
+    def histogram_kept(self) -> list[int]:
+        from polaris.recipe import pass_histogram
+
+        return pass_histogram((r.correct for r in self.kept if r.k == self.k), self.k)
+
+    def summary(self) -> dict[str, Any]:
+        return {"k": self.k, "histogram": self.histogram, "histogram_kept": self.histogram_kept,
+                "problems": len(self.records), "kept": len(self.kept)}
+
+
+def filter_profile(records: Sequence[Any], profile: ProfilePlan) -> ProfileOutcome:
+    """Keep problems solved ``min_correct``..``max_correct`` times of k (by default: drop the solved ones)."""
+    from polaris.recipe import filter_by_pass_rate
+
+    kept = filter_by_pass_rate(records, min_correct=profile.min_correct, max_correct=profile.max_correct)
+    return ProfileOutcome(profile.k, list(records), kept)
+
+
+def profile(ctx: Context, *, model: str | Path | None = None) -> dict[str, Any]:
+    """Profile the training problems (or reuse ``profile.records``) and keep stage 1's problems."""
+    settings = ctx.plan.profile
+    problems = ctx.training_problems()
+    if settings.records:
+        records = read_saved_profile(settings.records, problems, k=settings.k)
+        log(f"[polaris] profile: reusing {settings.records}")
+    else:
+        records = generate_profile(ctx.plan, model or ctx.start_model(1), problems)
+    ctx.layout.write_profile(records)
+    outcome = filter_profile(records, settings)
+    ctx.layout.write_stage_ids(1, [r.problem_id for r in outcome.kept])
+    k = settings.k
+    log(f"[polaris] difficulty 0/{k}..{k}/{k}: {outcome.histogram}; kept {len(outcome.kept)} of {len(records)}")
+    return outcome.summary()
+
+
+def generate_profile(plan: Plan, model_path: str | Path, problems):
+    """k rollouts of every problem by the model at ``model_path``, with the plan's profile settings."""
+    from polaris.models.loading import load_model
+    from polaris.train.stages import profile_difficulty
+
+    settings = plan.profile
+    model, tokenizer = load_model(model_path, dtype=plan.recipe.model.dtype)
+    return profile_difficulty(model, tokenizer, problems, k=settings.k, temperature=settings.temperature,
+                              max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                              seed=plan.recipe.seed)
+
+
+def read_saved_profile(path: str | Path, problems, *, k: int):
+    """The saved profile's record of every training problem (``profile.records``), in problem order.
+
+    Raises ``RecipeError`` naming the file and line of a bad record, a problem the file lacks, or a
+    record profiled with another ``k``.
+    """
+    from polaris.io import read_jsonl
+    from polaris.recipe import DifficultyRecord
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"profile.records: {path} not found")
+    by_id = {}
+    for line, row in enumerate(read_jsonl(path), start=1):
+        try:
+            record = DifficultyRecord.from_dict(row)
+        except ValueError as e:
+            raise RecipeError(f"profile.records: {path} line {line}: {e}") from None
+        if record.k != k:
+            raise RecipeError(f"profile.records: {path} line {line}: problem {record.problem_id!r} was profiled "
+                              f"with k={record.k}, the recipe's profile.k is {k}")
+        by_id[record.problem_id] = record
+    missing = [p.id for p in problems if p.id not in by_id]
+    if missing:
+        raise RecipeError(f"profile.records: {path} has no record for {len(missing)} training problem(s), "
+                          f"e.g. {missing[0]!r}: profile the same data set")
+    return [by_id[p.id] for p in problems]
+
+
+def drop(ctx: Context, stage: int) -> dict[str, Any]:
+    """Problems of stage K-1 minus those it found easy (mean logged accuracy > ``train.drop_threshold``)."""
+    from polaris.recipe import problems_to_drop
+
+    previous = ctx.layout.read_stage_ids(stage - 1)
+    if previous is None:
+        raise RecipeError(f"stage {stage}: {ctx.layout.stage_ids_path(stage - 1)} is missing")
+    accuracy = ctx.layout.difficulty_log().mean_accuracy(stage - 1)
+    dropped = problems_to_drop(accuracy, threshold=ctx.recipe.train.drop_threshold)
+    kept = [pid for pid in previous if pid not in dropped]
+    ctx.layout.write_stage_ids(stage, kept)
+    log(f"[polaris] stage {stage}: dropped {len(dropped)} easy problems, {len(kept)} left")
+    return {"dropped": len(dropped), "remaining": len(kept), "logged": len(accuracy)}
+
+
+# -- temperature ---------------------------------------------------------------------------------------
+
+
+def temperature_rule(stage: StagePlan, previous: TemperatureRecord | None, search) -> tuple[list[float], str]:
+    """``(grid, rule)`` of a stage: its fixed temperature, the first search, or the upward re-search."""
+    from polaris.recipe import temperature_grid
+
+    if not stage.searched:
+        return [float(stage.temperature)], "fixed"
+    if previous is None:
+        return sorted(search.grid), "exploration-start"
+    low = previous.chosen
+    return temperature_grid(low, low + search.stage_max_increase, search.stage_step), "match-diversity"
+
+
+def temperature(ctx: Context, stage: int, *, model: str | Path | None = None,
+                previous: TemperatureRecord | None = None) -> dict[str, Any]:
+    """Sample the stage's problems on its grid and choose its rollout temperature.
+
+    ``previous``: the previous stage's search (default: read from the run directory).
+    """
+    from polaris.models.loading import load_model
+    from polaris.recipe import choose_exploration_temperature, match_diversity_temperature
+    from polaris.train.stages import search_temperatures
+
+    recipe = ctx.recipe
+    search = recipe.temperature_search
+    plan = ctx.plan.stage(stage)
+    problems = ctx.stage_problems(stage, every_problem_if_unfiltered=True)
+    if not problems:
+        raise RecipeError(f"stage {stage}: no training problems left to search the temperature on")
+    sample = random.Random(f"{recipe.seed}:temperature:{stage}").sample(problems, min(search.problems, len(problems)))
+    if previous is None and stage > 1:
+        previous = ctx.layout.read_temperature(stage - 1)
+    grid, rule = temperature_rule(plan, previous, search)
+    model_obj, tokenizer = load_model(model or ctx.start_model(stage), dtype=recipe.model.dtype)
+    points = search_temperatures(model_obj, tokenizer, sample, grid, n=search.n,
+                                 max_new_tokens=plan.max_response_tokens,
+                                 batch_size=recipe.train.generation_batch_size, seed=recipe.seed)
+    target = None
+    if rule == "fixed":
+        chosen = grid[0]
+    elif rule == "exploration-start":
+        chosen = choose_exploration_temperature(points, accuracy_tolerance=search.accuracy_tolerance)
+    else:
+        target = previous.diversity_at_chosen
+        chosen = match_diversity_temperature(points, target, min_temperature=previous.chosen,
+                                             accuracy_tolerance=search.accuracy_tolerance)
+    at_chosen = next(p for p in points if abs(p.temperature - chosen) < 1e-9)
+    ctx.layout.write_temperature(TemperatureRecord(
+        stage=stage, rule=rule, chosen=chosen, target_diversity=target,
+        diversity_at_chosen=at_chosen.diversity, accuracy_at_chosen=at_chosen.accuracy,
+        problems=len(sample), n=search.n,
+        points=[{"temperature": p.temperature, "accuracy": p.accuracy, "diversity": p.diversity} for p in points],
+    ))
+    for p in points:
+        mark = "  <- chosen" if abs(p.temperature - chosen) < 1e-9 else ""
+        log(f"[polaris]   T={p.temperature:.2f}  accuracy {p.accuracy:.3f}  distinct-4 {p.diversity:.3f}{mark}")
+    log(f"[polaris] stage {stage}: temperature {chosen:.2f} ({rule})")
+    return {"temperature": chosen, "rule": rule}
+
+
+def stage_temperature(ctx: Context, stage: int) -> float:
+    """The rollout temperature of stage K: its search's choice, else its fixed value."""
+    searched = ctx.layout.read_temperature(stage)
+    if searched is not None:
+        return searched.chosen
+    plan = ctx.plan.stage(stage)
+    if plan.searched:
+        raise RecipeError(f"stages[{stage - 1}].temperature is 'search' and {ctx.layout.temperature_path(stage)} "
+                          "does not exist: run the temperature step first, or set a number")
+    return float(plan.temperature)
+
+
+# -- training ------------------------------------------------------------------------------------------
+
+
+def train(ctx: Context, stage: int, *, model: str | Path | None = None,
+          every_problem_if_unfiltered: bool = False) -> dict[str, Any]:
+    """One GRPO stage from the stage's start model into ``models/stage-K``."""
+    from polaris.train.stages import train_stage
+
+    recipe = ctx.recipe
+    plan = ctx.plan.stage(stage)
+    problems = ctx.stage_problems(stage, every_problem_if_unfiltered=every_problem_if_unfiltered)
+    if not problems:
+        raise RecipeError(f"stage {stage}: no training problems left (all were filtered or dropped)")
+    run = plan.training(stage_temperature(ctx, stage), problems)
+    return train_stage(model or ctx.start_model(stage), run, recipe.train, ctx.layout.stage_paths(stage),
+                       seed=recipe.seed, dtype=recipe.model.dtype,
+                       max_position_embeddings=recipe.model.max_position_embeddings,
+                       callbacks=validation_callbacks(ctx, plan, run.temperature))
+
+
+def validation_callbacks(ctx: Context, stage: StagePlan, temperature: float) -> list[Any]:
+    """``[ValidationCallback]`` for a stage when ``train.validation.every_steps`` > 0, else ``[]``.
+
+    The benchmark is resolved here, before training starts (an offline Hub id fails now, not at step N).
+    """
+    settings = ctx.recipe.train.validation
+    if settings.every_steps <= 0:
+        return []
+    from polaris.validation import ValidationCallback
+
+    bench = ctx.resolve_benchmark(settings.benchmark, limit=settings.limit)
+    val_t = stage.val_temperature if stage.val_temperature is not None else temperature
+    return [ValidationCallback(settings, stage=stage.index, temperature=float(val_t),
+                               max_new_tokens=settings.max_new_tokens or stage.max_response_tokens,
+                               benchmark=bench.name, problems=bench.problems, metrics_path=ctx.layout.metrics,
+                               tb_dir=ctx.layout.tensorboard(stage.index), seed=ctx.recipe.seed)]
+
+
+# -- evaluation ----------------------------------------------------------------------------------------
+
+
+def evaluate(ctx: Context, name: str, *, record: ResultSink | None = None) -> dict[str, float]:
+    """The model ``name`` (``base`` or ``stage-K``) on every benchmark of the recipe, through a backend."""
+    import torch
+
+    from polaris.backends import BackendOptions, load_backend
+    from polaris.evaluate import evaluate_benchmarks, write_results
+    from polaris.run.plan import benchmark_k
+
+    recipe = ctx.recipe
+    ev = ctx.plan.eval
+    # Data first: an offline Hub benchmark fails before the model loads.
+    benches = [ctx.resolve_benchmark(spec) for spec in recipe.eval.benchmarks]
+    k_of = {bench.name: benchmark_k(spec, recipe) for bench, spec in zip(benches, recipe.eval.benchmarks, strict=True)}
+    device = "cuda" if torch.cuda.is_available() and recipe.eval.backend == "transformers" else None
+    backend = load_backend(recipe.eval.backend, str(ctx.model_of(name)), BackendOptions(
+        dtype=recipe.model.dtype, device=device, yarn=ev.yarn, seed=recipe.seed,
+        tensor_parallel_size=recipe.eval.tensor_parallel_size))
+
+    def store(bench, rows, summary) -> None:
+        summary["yarn"] = ev.yarn.to_dict() if ev.yarn else None
+        write_results(rows, ctx.layout.eval_results(name, bench.name))
+        if record is not None:
+            record(name, bench.name, summary)
+
+    results = evaluate_benchmarks(backend, benches, lambda b: ev.for_benchmark(k_of[b.name]), seed=recipe.seed,
+                                  label=f"eval {name}", on_result=store)
+    return {bench: round(summary["avg@k"], 4) for bench, summary in results.items()}
+
+
+def report(ctx: Context) -> dict[str, Any]:
+    from polaris.run.report import write_report
+
+    path = write_report(ctx.layout)
+    log(f"[polaris] report: {path}")
+    return {"report": str(path.relative_to(ctx.layout.root))}
+
+
+__all__ = [
+    "Context", "ProfileOutcome", "drop", "evaluate", "filter_profile", "generate_profile", "prepare", "profile",
+    "read_saved_profile", "report", "stage_temperature", "temperature", "temperature_rule", "train",
+    "validation_callbacks", "warm_start",
+]
