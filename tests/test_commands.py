@@ -142,3 +142,16 @@ def test_the_recipe_file_reference_is_current():
     assert text == recipe_reference(), "run: python -m polaris.config > docs/recipe-file.md"
     for key in ("`train.epsilon_high`", "`stages[i].temperature`", "`eval.yarn_factor`", "`train.engine.vllm_mode`"):
         assert key in text
+
+
+def test_a_run_directory_belongs_to_the_recipe_values_not_to_the_file_text(tmp_path):
+    from polaris.run.pipeline import recipe_digest
+
+    text = (REPO / "recipes" / "tiny-cpu.yaml").read_text(encoding="utf-8")
+    (tmp_path / "commented.yaml").write_text("# another comment\n" + text, encoding="utf-8")
+    base = recipe_digest(load_recipe(REPO / "recipes" / "tiny-cpu.yaml"))
+    assert recipe_digest(load_recipe(tmp_path / "commented.yaml")) == base
+    # a key set to its default (or added to polaris later with a default) changes nothing
+    assert recipe_digest(load_recipe(REPO / "recipes" / "tiny-cpu.yaml", ["reward.require_think=true"])) == base
+    assert recipe_digest(load_recipe(REPO / "recipes" / "tiny-cpu.yaml", ["seed=1"])) != base
+    assert recipe_digest(load_recipe(REPO / "recipes" / "tiny-cpu.yaml", ["stages[2].steps=81"])) != base

@@ -18,12 +18,13 @@ LAYERS = {
     "polaris.models": 0, "polaris.reward": 0, "polaris.recipe": 0,
     "polaris.generation": 1, "polaris.backends": 1,
     "polaris.train": 2, "polaris.evaluate": 2, "polaris.validation": 2, "polaris.benchmarks": 2,
-    "polaris.grade": 2,
+    "polaris.grade": 2, "polaris.rollouts": 2,
     "polaris.run": 3,
     "polaris.commands": 4, "polaris.cli": 4,
 }
 #: Same layer, still forbidden: training knows nothing of evaluation (the run layer joins them).
-FORBIDDEN = {"polaris.train": ("polaris.evaluate", "polaris.validation", "polaris.benchmarks", "polaris.backends")}
+FORBIDDEN = {"polaris.train": ("polaris.evaluate", "polaris.validation", "polaris.benchmarks", "polaris.backends",
+                               "polaris.rollouts")}
 
 
 def layer(module: str) -> int:

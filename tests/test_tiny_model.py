@@ -51,3 +51,18 @@ def test_chat_template_and_think_tokens(tmp_path):
     think = tok.convert_tokens_to_ids("</think>")
     assert tok("</think>").input_ids == [think]
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>" and tok.padding_side == "left"
+
+
+def test_threads_are_shared_among_the_processes_of_a_launch(monkeypatch):
+    import os
+
+    from polaris.models.loading import thread_count
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("POLARIS_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert thread_count() == cores
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert thread_count() == max(1, cores // 2)
+    monkeypatch.setenv("POLARIS_THREADS", "3")
+    assert thread_count() == 3

@@ -66,7 +66,7 @@ def test_transformers_and_vllm_overrides():
     yarn = YarnSettings(1.5, 32768)
     assert yarn_config_overrides(config, yarn) == {"rope_parameters": rope, "max_position_embeddings": 49152}
     assert vllm_yarn_overrides(config, yarn) == {
-        "hf_overrides": {"rope_parameters": rope, "max_model_len": 49152},
+        "hf_overrides": {"rope_parameters": rope, "max_position_embeddings": 49152, "max_model_len": 49152},
         "max_model_len": 49152,
     }
 

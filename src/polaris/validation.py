@@ -59,19 +59,19 @@ def shard(items: Sequence[Any], rank: int, world: int) -> tuple[list[Any], int]:
 
 
 def evaluate_distributed(model, tokenizer, problems, settings: EvalSettings, *, seed: int, rank: int, world: int,
-                         desc: str | None = None) -> dict[str, Any]:
+                         desc: str | None = None, reward=None) -> dict[str, Any]:
     """avg@k (and the rest of the summary) over all ``problems``, sampled by ``world`` processes."""
     from polaris.backends.transformers_backend import TransformersBackend
     from polaris.evaluate import evaluate_with_backend, summarize
 
     backend = TransformersBackend(model, tokenizer)
     if world == 1:
-        return evaluate_with_backend(backend, problems, settings, seed=seed, desc=desc)[1]
+        return evaluate_with_backend(backend, problems, settings, seed=seed, desc=desc, reward=reward)[1]
     from accelerate.utils import gather_object
 
     mine, real = shard(problems, rank, world)
     rows, _ = evaluate_with_backend(backend, mine, settings, seed=seed + rank, desc=desc,
-                                    extra={"synced_gpus": True}, keep=real)
+                                    extra={"synced_gpus": True}, keep=real, reward=reward)
     return summarize(gather_object(rows), settings)
 
 
@@ -86,7 +86,7 @@ class ValidationCallback(_callback_base()):  # type: ignore[misc]
 
     def __init__(self, settings: ValidationSettings, *, stage: int, temperature: float, max_new_tokens: int,
                  benchmark: str, problems: Sequence[Any], metrics_path: Path, tb_dir: Path | None,
-                 seed: int) -> None:
+                 seed: int, reward=None) -> None:
         self.settings = settings
         self.stage = stage
         self.eval_settings = validation_eval_settings(settings, temperature=temperature,
@@ -96,6 +96,7 @@ class ValidationCallback(_callback_base()):  # type: ignore[misc]
         self.metrics_path = metrics_path
         self.tb_dir = tb_dir
         self.seed = seed
+        self.reward = reward  # the recipe's own reward function for evaluation; None: the built-in grader
         self._writer = None
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -106,7 +107,7 @@ class ValidationCallback(_callback_base()):  # type: ignore[misc]
         dist = PartialState()
         summary = evaluate_distributed(model, processing_class, self.problems, self.eval_settings,
                                        seed=self.seed + state.global_step, rank=dist.process_index,
-                                       world=dist.num_processes, desc=f"validate {self.name}")
+                                       world=dist.num_processes, desc=f"validate {self.name}", reward=self.reward)
         if not state.is_world_process_zero:
             return
         metrics = validation_metrics(self.name, summary)

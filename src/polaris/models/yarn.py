@@ -115,12 +115,15 @@ def vllm_yarn_overrides(config: Any, yarn: YarnSettings) -> dict[str, Any]:
 
     vLLM dropped ``--rope-scaling``; its documented way (docs "Context Extension") is
     ``hf_overrides={"rope_parameters": {...yarn...}, "max_model_len": N*F}``. The engine's own
-    ``max_model_len`` is set too, so the longer context is admitted.
+    ``max_model_len`` is set too, so the longer context is admitted. ``max_position_embeddings`` is
+    raised to N*F as well, as transformers' YaRN reads it (and as vLLM 0.32 expects of a YaRN config:
+    it no longer multiplies the factor in itself, and refuses a ``max_model_len`` above it).
     """
     length = yarn.max_position_embeddings
     return {
         "hf_overrides": {
             "rope_parameters": yarn_rope_parameters(rope_parameters_of(config), yarn),
+            "max_position_embeddings": length,
             "max_model_len": length,
         },
         "max_model_len": length,

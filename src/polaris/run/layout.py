@@ -7,6 +7,7 @@ Layout (every write is atomic: a killed run leaves the old file or the new one):
     data/arith-{train,test}.parquet   the built-in task's splits (built-in model only)
     data/stage-K.ids.json      the problems of stage K (after the filter, then after dropping)
     profile/records.jsonl      one difficulty record per training problem
+    profile/samples.jsonl      a few of the profile's responses per problem, with their rewards
     temperature/stage-K.json   the stage's temperature grid, the rule and the choice
     models/init, models/base   the built-in model before and after its warm start
     models/stage-K             the weights after stage K; models/stage-K.state.json its recipe state
@@ -139,6 +140,16 @@ class RunLayout:
 
     def write_profile(self, records: Iterable[Any]) -> None:
         write_jsonl(self.profile, (r.to_dict() for r in records))
+
+    @property
+    def profile_samples(self) -> Path:
+        return self.root / "profile" / "samples.jsonl"
+
+    def write_profile_samples(self, samples: Iterable[dict[str, Any]]) -> None:
+        write_jsonl(self.profile_samples, samples)
+
+    def read_profile_samples(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.profile_samples)
 
     # -- temperature ---------------------------------------------------------------------------------
     def temperature_path(self, stage: int) -> Path:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from polaris.config import RecipeConfig, load_recipe, to_dict
+from polaris.config import RecipeConfig, StageSettings, load_recipe, to_dict
 from polaris.errors import RunError
 from polaris.progress import log
 from polaris.run import steps
@@ -35,8 +35,30 @@ from polaris.run.plan import build_plan
 
 
 def recipe_digest(recipe: RecipeConfig) -> str:
-    """A fingerprint of the recipe's values (not of its file's text)."""
-    return hashlib.sha256(json.dumps(to_dict(recipe), sort_keys=True).encode()).hexdigest()[:16]
+    """A fingerprint of the recipe's values that differ from the defaults.
+
+    Not of its file's text (comments and formatting do not change a recipe), and not of the defaults
+    (a key added to polaris later, with a default, does not turn existing run directories into
+    another recipe's).
+    """
+    changed = _changed(to_dict(recipe), to_dict(RecipeConfig()))
+    return hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _changed(values: Any, defaults: Any) -> Any:
+    """The parts of ``values`` that differ from ``defaults`` (stages each against a default stage)."""
+    if isinstance(values, dict) and isinstance(defaults, dict):
+        out = {}
+        for key, value in values.items():
+            if key == "stages":
+                stage = to_dict(StageSettings())
+                out[key] = [_changed(s, stage) for s in value]
+            elif key not in defaults:
+                out[key] = value
+            elif value != defaults[key]:
+                out[key] = _changed(value, defaults[key])
+        return out
+    return values
 
 
 def recipe_yaml(recipe: RecipeConfig, source: str) -> str:
@@ -57,7 +79,8 @@ class RunDir:
 
     POLL_SECONDS = 2.0
 
-    def __init__(self, layout: RunLayout, recipe: RecipeConfig, *, source: str = "") -> None:
+    def __init__(self, layout: RunLayout, recipe: RecipeConfig, *, source: str = "",
+                 legacy_digest: str | None = None) -> None:
         self.layout = layout
         self.recipe = recipe
         self.rank = int(os.environ.get("RANK", "0"))
@@ -73,6 +96,8 @@ class RunDir:
             "steps": {},
             "results": {},
         }
+        if legacy_digest is not None and self.summary.get("recipe_sha256") == legacy_digest:
+            self.summary["recipe_sha256"] = digest  # started by an earlier version, from the same file
         if self.summary.get("recipe_sha256") != digest:
             raise RunError(
                 f"{layout.root} was started with a different recipe; use another --run-dir, or delete the "
@@ -144,14 +169,16 @@ def run_recipe(recipe: RecipeConfig | str | Path, run_dir: str | Path | None = N
     ``run_dir`` (default ``runs/<name>``), continuing where an earlier attempt stopped."""
     from polaris.models.loading import set_threads
 
-    source = "built in"
+    source, legacy = "built in", None
     if not isinstance(recipe, RecipeConfig):
         source = str(recipe) + "".join(f" --set {o}" for o in overrides)
+        if not overrides and Path(recipe).is_file():  # earlier versions fingerprinted the file's text
+            legacy = hashlib.sha256(Path(recipe).read_text(encoding="utf-8").encode()).hexdigest()[:16]
         recipe = load_recipe(recipe, overrides)
     processes = int(os.environ.get("WORLD_SIZE", "0")) or None
     plan = build_plan(recipe, processes=processes)
     layout = RunLayout(run_dir or Path("runs") / recipe.name)
-    run = RunDir(layout, recipe, source=source)
+    run = RunDir(layout, recipe, source=source, legacy_digest=legacy)
     ctx = steps.Context(plan, layout)
     set_threads()
     log(f"[polaris] run {recipe.name!r} into {layout.root}")

@@ -130,10 +130,11 @@ def build_plan(recipe: RecipeConfig, *, accelerate_config: str | None = None, pr
     from polaris.backends import BackendError, check_backend
     from polaris.run.launch import resolve_layout
 
-    try:
-        check_backend(recipe.eval.backend)
-    except BackendError as e:
-        raise RecipeError(f"eval.backend: {e}") from None
+    for key, name in (("eval.backend", recipe.eval.backend), ("train.generation_backend", recipe.train.generation_backend)):
+        try:
+            check_backend(name)
+        except BackendError as e:
+            raise RecipeError(f"{key}: {e}") from None
     layout = resolve_layout(recipe, accelerate_config)
     batch = batch_split(recipe.train, processes or layout.num_processes, key="launch.num_processes")
     train = recipe.train
@@ -421,6 +422,12 @@ def format_plan(plan: dict[str, Any]) -> str:
                       f"{eng['vllm_gpu_memory_utilization']:g} of each GPU's memory, sleep mode "
                       f"{'on' if eng['vllm_enable_sleep_mode'] else 'off'})")
         lines.append(f"rollouts        vLLM {where}")
+        import torch
+
+        if not torch.cuda.is_available():
+            from polaris.run.steps import VLLM_TRAINING_NEEDS_GPU
+
+            lines.append(f"                note (no GPU here): {VLLM_TRAINING_NEEDS_GPU}")
     else:
         lines.append("rollouts        transformers generate on the training processes")
     if plan["trl"]:

@@ -60,6 +60,7 @@ class RunData:
     stage_ids: dict[int, list[str]] = field(default_factory=dict)
     temperatures: dict[int, dict[str, Any]] = field(default_factory=dict)
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -83,6 +84,7 @@ def load_run(run_dir: str | Path | RunLayout) -> RunData:
         if record is not None and record.points:
             data.temperatures[k] = record.to_dict()
     data.metrics = _tolerant(layout.read_metrics, layout.metrics, data.notes) or []
+    data.samples = _tolerant(layout.read_profile_samples, layout.profile_samples, data.notes) or []
     return data
 
 
@@ -321,6 +323,36 @@ def _difficulty_section(data: RunData, out: Path) -> list[str]:
     return lines
 
 
+#: Sample responses shown in the report (the rest are in the profile's samples file).
+REPORT_SAMPLES = 4
+#: Characters shown of each sample response.
+SAMPLE_CHARS = 600
+
+
+def _samples_section(data: RunData) -> list[str]:
+    """What the profile's responses contain, and a few of them: why the rewards are what they are."""
+    profile = data.step_result("profile") or {}
+    counts = profile.get("responses")
+    if not counts and not data.samples:
+        return []
+    lines = ["### What the model wrote during the profile", ""]
+    if counts and counts.get("responses"):
+        n = counts["responses"]
+        cells = [f"{counts[key]} ({pct(counts[key] / n)}%)" for key in ("think_closed", "boxed", "truncated", "correct")]
+        lines += [md_table(("responses", "closed </think>", "boxed answer", "truncated", "correct"), [(n, *cells)]), ""]
+    for warning in profile.get("warnings", []):
+        lines += [f"**Warning:** {warning}", ""]
+    correct = [s for s in data.samples if float(s.get("reward", 0)) > 0.5][: REPORT_SAMPLES // 2]
+    wrong = [s for s in data.samples if float(s.get("reward", 0)) <= 0.5][: REPORT_SAMPLES - len(correct)]
+    for s in correct + wrong:
+        text = str(s.get("response", ""))
+        cut = text[:SAMPLE_CHARS] + (" …" if len(text) > SAMPLE_CHARS else "")
+        head = f"Problem `{s.get('problem_id')}`, reward {s.get('reward')}, {s.get('length')} tokens"
+        lines += [head + (", truncated" if s.get("truncated") else "") + ":", "", "~~~text", cut.replace("~~~", "~ ~ ~"),
+                  "~~~", ""]
+    return lines
+
+
 def _temperature_section(data: RunData, out: Path) -> list[str]:
     lines = ["## Temperature search", "", "_What the recipe does: docs/method.md § Diversity-based temperature._", ""]
     if not data.temperatures:
@@ -385,6 +417,7 @@ def write_report(run_dir: str | Path | RunLayout) -> Path:
     lines = [f"# POLARIS run report: {name}", "", f"Run directory: `{data.path}`", ""]
     lines += _steps_section(data)
     lines += _difficulty_section(data, out)
+    lines += _samples_section(data)
     lines += _temperature_section(data, out)
     lines += _training_section(data, out)
     lines += _evaluation_section(data, out)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,24 @@ class Context:
                               "(and the drop step of later stages) first")
         keep = set(ids)
         return [p for p in problems if p.id in keep]
+
+    def reward(self, *, evaluation: bool = False):
+        """The recipe's reward: for training, the profile and the searches (``reward.require_think``), or
+        for evaluation (never requires ``</think>``; ``None``: the built-in grader with its verdicts)."""
+        from polaris.reward.custom import make_reward
+
+        settings = self.recipe.reward
+        if evaluation:
+            return make_reward(require_think=False, function=settings.function) if settings.function else None
+        return make_reward(require_think=settings.require_think, function=settings.function)
+
+    def generation_backend(self, model: str | Path):
+        """The model loaded into ``train.generation_backend`` for the profile and the searches."""
+        from polaris.backends import BackendOptions, load_backend
+
+        recipe = self.recipe
+        return load_backend(recipe.train.generation_backend, str(model),
+                            BackendOptions(dtype=recipe.model.dtype, seed=recipe.seed))
 
     def resolve_benchmark(self, spec: str, *, limit: int | None = None):
         """A benchmark named in the recipe: the built-in splits from this run, else :mod:`polaris.benchmarks`."""
@@ -178,32 +197,95 @@ def filter_profile(records: Sequence[Any], profile: ProfilePlan) -> ProfileOutco
 
 
 def profile(ctx: Context, *, model: str | Path | None = None) -> dict[str, Any]:
-    """Profile the training problems (or reuse ``profile.records``) and keep stage 1's problems."""
+    """Profile the training problems (or reuse ``profile.records``) and keep stage 1's problems.
+
+    A fresh profile also keeps sample responses and stops the run when it shows that training cannot
+    learn (:func:`check_learning_signal`), unless ``profile.stop_without_signal`` is false.
+    """
     settings = ctx.plan.profile
     problems = ctx.training_problems()
+    if not problems:
+        raise RecipeError(f"data.train: no training problems in {ctx.recipe.data.train!r}")
+    counts = None
     if settings.records:
         records = read_saved_profile(settings.records, problems, k=settings.k)
         log(f"[polaris] profile: reusing {settings.records}")
     else:
-        records = generate_profile(ctx.plan, model or ctx.start_model(1), problems)
+        result = generate_profile(ctx.plan, model or ctx.start_model(1), problems, reward=ctx.reward())
+        records, counts = result.records, result.counts
+        ctx.layout.write_profile_samples(result.samples)
     ctx.layout.write_profile(records)
     outcome = filter_profile(records, settings)
     ctx.layout.write_stage_ids(1, [r.problem_id for r in outcome.kept])
     k = settings.k
     log(f"[polaris] difficulty 0/{k}..{k}/{k}: {outcome.histogram}; kept {len(outcome.kept)} of {len(records)}")
-    return outcome.summary()
+    summary = outcome.summary()
+    if counts is not None:
+        summary["responses"] = counts.to_dict()
+    problems_found = check_learning_signal(outcome, counts, ctx.recipe, samples=ctx.layout.profile_samples)
+    if problems_found:
+        message = " ".join(problems_found)
+        if ctx.recipe.profile.stop_without_signal:
+            raise RecipeError(f"{message} (to train anyway: --set profile.stop_without_signal=false)")
+        log(f"[polaris] warning: {message}")
+        summary["warnings"] = problems_found
+    return summary
 
 
-def generate_profile(plan: Plan, model_path: str | Path, problems):
-    """k rollouts of every problem by the model at ``model_path``, with the plan's profile settings."""
-    from polaris.models.loading import load_model
-    from polaris.train.stages import profile_difficulty
+#: Below this share of responses with what the reward needs, the run is stopped (or warned about).
+MIN_FORMAT_SHARE = 0.05
 
+
+def check_learning_signal(outcome: ProfileOutcome, counts, recipe, *, samples: Path | None = None) -> list[str]:
+    """Why training on this profile would learn nothing, as messages naming the recipe key to change.
+
+    - almost no response closes ``</think>`` while ``reward.require_think`` is on, or almost none has a
+      ``\\boxed{}`` answer (the built-in reward): every reward would be 0;
+    - no problem is ever solved: no group has a correct rollout, so no advantage is ever non-zero;
+    - every problem is always solved: nothing is left to train on after the filter.
+    """
+    out = []
+    see = f" See the responses in {samples}." if samples is not None else ""
+    if counts is not None and counts.responses:
+        share = counts.think_closed / counts.responses
+        if recipe.reward.require_think and share < MIN_FORMAT_SHARE:
+            out.append(f"Only {counts.think_closed} of {counts.responses} profile responses close their thinking "
+                       f"with </think>, and reward.require_think is on, so almost every reward is 0. For a model "
+                       f"that does not think, set reward.require_think: false.{see}")
+        elif recipe.reward.function is None and counts.boxed / counts.responses < MIN_FORMAT_SHARE:
+            out.append(f"Only {counts.boxed} of {counts.responses} profile responses give a \\boxed{{}} answer, "
+                       f"which the reward grades ({counts.truncated} were cut at "
+                       f"stages[0].max_response_tokens); check the model's chat template and prompt format, or "
+                       f"raise the response length.{see}")
+    k = outcome.k
+    histogram = outcome.histogram
+    if outcome.records and histogram[0] == len(outcome.records) and not out:
+        out.append(f"No profiled problem was solved in {k} rollouts, so no group has a correct rollout and no "
+                   f"advantage is ever non-zero: use easier data (data.train), a stronger model (model.path), or "
+                   f"check the reward (reward.*).{see}")
+    if outcome.records and not outcome.kept:
+        out.append(f"Every profiled problem was solved {k}/{k} (or filtered out by profile.min_correct/"
+                   f"max_correct): nothing is left to train on; use harder data (data.train).")
+    return out
+
+
+def generate_profile(plan: Plan, model_path: str | Path, problems, *, reward=None):
+    """k rollouts of every problem by the model at ``model_path``, with the plan's profile settings
+    (a :class:`polaris.rollouts.ProfileResult`: records, sample responses, response counts)."""
+    from polaris.backends import BackendOptions, load_backend
+    from polaris.reward.custom import make_reward
+    from polaris.rollouts import profile_difficulty
+
+    recipe = plan.recipe
     settings = plan.profile
-    model, tokenizer = load_model(model_path, dtype=plan.recipe.model.dtype)
-    return profile_difficulty(model, tokenizer, problems, k=settings.k, temperature=settings.temperature,
-                              max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
-                              seed=plan.recipe.seed)
+    if reward is None:
+        reward = make_reward(require_think=recipe.reward.require_think, function=recipe.reward.function)
+    backend = load_backend(recipe.train.generation_backend, str(model_path),
+                           BackendOptions(dtype=recipe.model.dtype, seed=recipe.seed))
+    with closing(backend):
+        return profile_difficulty(backend, problems, k=settings.k, temperature=settings.temperature,
+                                  max_new_tokens=settings.max_new_tokens, reward=reward,
+                                  batch_size=settings.batch_size, seed=recipe.seed, samples=recipe.profile.samples)
 
 
 def read_saved_profile(path: str | Path, problems, *, k: int):
@@ -271,9 +353,8 @@ def temperature(ctx: Context, stage: int, *, model: str | Path | None = None,
 
     ``previous``: the previous stage's search (default: read from the run directory).
     """
-    from polaris.models.loading import load_model
     from polaris.recipe import choose_exploration_temperature, match_diversity_temperature
-    from polaris.train.stages import search_temperatures
+    from polaris.rollouts import search_temperatures
 
     recipe = ctx.recipe
     search = recipe.temperature_search
@@ -285,10 +366,16 @@ def temperature(ctx: Context, stage: int, *, model: str | Path | None = None,
     if previous is None and stage > 1:
         previous = ctx.layout.read_temperature(stage - 1)
     grid, rule = temperature_rule(plan, previous, search)
-    model_obj, tokenizer = load_model(model or ctx.start_model(stage), dtype=recipe.model.dtype)
-    points = search_temperatures(model_obj, tokenizer, sample, grid, n=search.n,
-                                 max_new_tokens=plan.max_response_tokens,
-                                 batch_size=recipe.train.generation_batch_size, seed=recipe.seed)
+    with closing(ctx.generation_backend(model or ctx.start_model(stage))) as backend:
+        points = search_temperatures(backend, sample, grid, n=search.n, max_new_tokens=plan.max_response_tokens,
+                                     reward=ctx.reward(), batch_size=recipe.train.generation_batch_size,
+                                     seed=recipe.seed)
+    if rule != "fixed" and all(p.accuracy == 0 for p in points):
+        raise RecipeError(
+            f"stage {stage}: accuracy is 0 at every temperature searched ({', '.join(f'{t:g}' for t in grid)}), so "
+            f"the search cannot choose one. The model solves none of these problems under the reward; see "
+            f"{ctx.layout.profile_samples} and check reward.require_think, the data and the model, or set "
+            f"stages[{stage - 1}].temperature to a number to skip the search")
     target = None
     if rule == "fixed":
         chosen = grid[0]
@@ -334,6 +421,7 @@ def train(ctx: Context, stage: int, *, model: str | Path | None = None,
 
     recipe = ctx.recipe
     plan = ctx.plan.stage(stage)
+    check_training_engine(recipe)
     problems = ctx.stage_problems(stage, every_problem_if_unfiltered=every_problem_if_unfiltered)
     if not problems:
         raise RecipeError(f"stage {stage}: no training problems left (all were filtered or dropped)")
@@ -341,7 +429,24 @@ def train(ctx: Context, stage: int, *, model: str | Path | None = None,
     return train_stage(model or ctx.start_model(stage), run, recipe.train, ctx.layout.stage_paths(stage),
                        seed=recipe.seed, dtype=recipe.model.dtype,
                        max_position_embeddings=recipe.model.max_position_embeddings,
-                       callbacks=validation_callbacks(ctx, plan, run.temperature))
+                       callbacks=validation_callbacks(ctx, plan, run.temperature), reward=ctx.reward())
+
+
+#: Why training rollouts through vLLM need CUDA GPUs (shown by the train step and ``--dry-run``).
+VLLM_TRAINING_NEEDS_GPU = (
+    "train.engine.backend: vllm needs CUDA GPUs: TRL moves the trained weights into the engine over NCCL "
+    "(server mode) or into a CUDA engine in every training process (colocate mode). On a CPU, train with "
+    "train.engine.backend: transformers and put the other rollouts on vLLM: train.generation_backend: vllm "
+    "(profile, temperature search) and eval.backend: vllm"
+)
+
+
+def check_training_engine(recipe) -> None:
+    """Refuse vLLM training rollouts without a GPU, before any model loads."""
+    import torch
+
+    if recipe.train.engine.backend == "vllm" and not torch.cuda.is_available():
+        raise RecipeError(VLLM_TRAINING_NEEDS_GPU)
 
 
 def validation_callbacks(ctx: Context, stage: StagePlan, temperature: float) -> list[Any]:
@@ -359,7 +464,8 @@ def validation_callbacks(ctx: Context, stage: StagePlan, temperature: float) -> 
     return [ValidationCallback(settings, stage=stage.index, temperature=float(val_t),
                                max_new_tokens=settings.max_new_tokens or stage.max_response_tokens,
                                benchmark=bench.name, problems=bench.problems, metrics_path=ctx.layout.metrics,
-                               tb_dir=ctx.layout.tensorboard(stage.index), seed=ctx.recipe.seed)]
+                               tb_dir=ctx.layout.tensorboard(stage.index), seed=ctx.recipe.seed,
+                               reward=ctx.reward(evaluation=True))]
 
 
 # -- evaluation ----------------------------------------------------------------------------------------
@@ -389,8 +495,9 @@ def evaluate(ctx: Context, name: str, *, record: ResultSink | None = None) -> di
         if record is not None:
             record(name, bench.name, summary)
 
-    results = evaluate_benchmarks(backend, benches, lambda b: ev.for_benchmark(k_of[b.name]), seed=recipe.seed,
-                                  label=f"eval {name}", on_result=store)
+    with closing(backend):
+        results = evaluate_benchmarks(backend, benches, lambda b: ev.for_benchmark(k_of[b.name]), seed=recipe.seed,
+                                      label=f"eval {name}", on_result=store, reward=ctx.reward(evaluation=True))
     return {bench: round(summary["avg@k"], 4) for bench, summary in results.items()}
 
 
@@ -403,7 +510,7 @@ def report(ctx: Context) -> dict[str, Any]:
 
 
 __all__ = [
-    "Context", "ProfileOutcome", "drop", "evaluate", "filter_profile", "generate_profile", "prepare", "profile",
+    "Context", "ProfileOutcome", "check_learning_signal", "drop", "evaluate", "filter_profile", "generate_profile", "prepare", "profile",
     "read_saved_profile", "report", "stage_temperature", "temperature", "temperature_rule", "train",
     "validation_callbacks", "warm_start",
 ]

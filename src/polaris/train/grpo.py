@@ -4,7 +4,7 @@ TRL (1.16) has no hook between rewards and advantages, so :class:`PolarisGRPOTra
 ``_generate`` — the step that turns a batch of prompts into completions — and runs the recipe
 there, on the whole global batch, in the order of docs/method.md § Informative batches:
 
-    rollout (TRL) → verify (``score_batch``) → group → log difficulty → rescue → substitute
+    rollout (TRL) → verify (the recipe's reward) → group → log difficulty → rescue → substitute
 
 then hands TRL the final token ids and the final rewards (through a reward function that returns
 them), so rescued and copied rollouts are scored against their *own* ground truth — the defect
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,15 @@ class RecipeRuntime:
     min_informative: int | None = None
     store: RescueStore = field(default_factory=RescueStore)
     decisions_path: Path | None = None  # this rank's audit log of every recipe decision (JSONL)
+    reward: Callable[[Sequence[str], Sequence[Any]], list[float]] | None = None
+    """The training reward (:mod:`polaris.reward.custom`); ``None``: the built-in verifier, ``</think>`` required."""
+
+    def score(self, texts: Sequence[str], truths: Sequence[Any]) -> list[float]:
+        if self.reward is not None:
+            return list(self.reward(texts, truths))
+        from polaris.reward import score_batch
+
+        return score_batch(texts, truths, require_think=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "store": self.store.to_dict()}
@@ -122,13 +131,11 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         assert inputs is not None and len(inputs) == len(prompts)
         from accelerate.utils import gather_object
 
-        from polaris.reward import score_batch
-
         n = self.num_generations
         eos_and_pad = {*self.eos_token_ids, self._tokenizer.pad_token_id}
         texts = self._tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
         truths = [row["answers"] for row in inputs]
-        rewards = score_batch(texts, truths, require_think=True)
+        rewards = self.runtime.score(texts, truths)
 
         local = [
             {

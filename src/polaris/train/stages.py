@@ -1,9 +1,5 @@
-"""The pieces of a POLARIS run around the GRPO update: profile, temperature search, one stage.
+"""One GRPO stage of a POLARIS run (the profile and the temperature search are in :mod:`polaris.rollouts`).
 
-* :func:`profile_difficulty` — k rollouts per training problem with the model about to be
-  trained; one :class:`~polaris.recipe.DifficultyRecord` per problem (docs/method.md § Difficulty-aware data).
-* :func:`search_temperatures` — accuracy and distinct-4 diversity at each temperature of a grid
-  (docs/method.md § Diversity-based temperature); the recipe's rules in :mod:`polaris.recipe.temperature` then choose.
 * :func:`train_stage` — one GRPO stage with :class:`~polaris.train.grpo.PolarisGRPOTrainer`:
   checkpoints every ``save_steps``, resumes from the last complete checkpoint (recipe state
   included), logs namespaced metrics to JSONL and TensorBoard. Where it writes is given
@@ -20,54 +16,9 @@ from typing import Any
 
 from polaris.config import TrainSettings, batch_split
 from polaris.data.problem import Problem, build_messages
-from polaris.generation import SamplingParams, chat_prompts, generate
 from polaris.io import append_jsonl, read_jsonl, write_json
 from polaris.progress import log
-from polaris.recipe import DifficultyLog, DifficultyRecord, TemperaturePoint, mean_distinct_n
-
-# -- profile and temperature search -----------------------------------------------------------------
-
-
-def sample_and_score(model, tokenizer, problems: Sequence[Problem], params: SamplingParams, *, batch_size: int,
-                     desc: str | None) -> tuple[list[list[float]], list[list[str]], list[list[int]]]:
-    """Per problem: the rewards (training reward: ``</think>`` required), texts and lengths."""
-    from polaris.reward import score_batch
-
-    prompt_ids = chat_prompts(tokenizer, [build_messages(p) for p in problems])
-    completions = generate(model, tokenizer, prompt_ids, params, batch_size=batch_size, desc=desc)
-    flat = [c.text for cs in completions for c in cs]
-    truths = [p.answer for p, cs in zip(problems, completions, strict=True) for _ in cs]
-    scores = iter(score_batch(flat, truths, require_think=True))
-    rewards = [[next(scores) for _ in cs] for cs in completions]
-    texts = [[c.text for c in cs] for cs in completions]
-    lengths = [[len(c.token_ids) for c in cs] for cs in completions]
-    return rewards, texts, lengths
-
-
-def profile_difficulty(model, tokenizer, problems: Sequence[Problem], *, k: int, temperature: float,
-                       max_new_tokens: int, batch_size: int = 512, seed: int = 0) -> list[DifficultyRecord]:
-    params = SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
-    rewards, _, lengths = sample_and_score(model, tokenizer, problems, params, batch_size=batch_size,
-                                           desc="profile")
-    return [
-        DifficultyRecord(problem_id=p.id, correct=int(sum(r > 0.5 for r in rs)), k=k,
-                         mean_length=sum(ls) / len(ls))
-        for p, rs, ls in zip(problems, rewards, lengths, strict=True)
-    ]
-
-
-def search_temperatures(model, tokenizer, problems: Sequence[Problem], temperatures: Sequence[float], *, n: int,
-                        max_new_tokens: int, batch_size: int = 512, seed: int = 0) -> list[TemperaturePoint]:
-    points = []
-    for t in temperatures:
-        params = SamplingParams(n=n, temperature=t, max_new_tokens=max_new_tokens, seed=seed)
-        rewards, texts, _ = sample_and_score(model, tokenizer, problems, params, batch_size=batch_size,
-                                             desc=f"T={t:.2f}")
-        accuracy = sum(sum(r) for r in rewards) / sum(len(r) for r in rewards)
-        points.append(TemperaturePoint(temperature=t, accuracy=accuracy, diversity=mean_distinct_n(texts, 4)))
-        log(f"[polaris]   T={t:.2f}: accuracy {accuracy:.3f}, distinct-4 {points[-1].diversity:.3f}")
-    return points
-
+from polaris.recipe import DifficultyLog
 
 # -- metrics -----------------------------------------------------------------------------------------
 
@@ -292,12 +243,13 @@ def truncate_metrics(path: Path, stage: int, after_step: int) -> None:
 
 def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, paths: StagePaths, *, seed: int,
                 dtype: str = "float32", max_position_embeddings: int | None = None,
-                callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+                callbacks: Sequence[Any] = (), reward: Any = None) -> dict[str, Any]:
     """Train one stage from ``model_dir`` into ``paths.model``; resumes from ``paths.work``'s checkpoints.
 
     ``paths.initial_state`` is the previous stage's recipe state: the rescue store carries over, so a
     problem solved once in stage 1 can still be rescued in stage 3. ``callbacks`` are extra
-    ``TrainerCallback`` objects (the run layer adds validation there).
+    ``TrainerCallback`` objects (the run layer adds validation there); ``reward`` the training reward
+    (:func:`polaris.reward.custom.make_reward`; ``None``: the built-in verifier with ``</think>`` required).
     """
     import json
 
@@ -317,6 +269,7 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
         substitution=train.substitution,
         min_informative=train.min_informative if train.min_informative is not None else train.batch_prompts // 3,
         decisions_path=Path(paths.decisions.format(rank=state.process_index)),
+        reward=reward,
     )
     resume = complete_checkpoint(paths.work) if state.is_main_process else None
     if state.num_processes > 1:
