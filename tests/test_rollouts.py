@@ -40,7 +40,7 @@ class ScriptedBackend:
     def close(self):
         pass
 
-    def generate(self, prompt_ids, params, *, batch_size, desc=None):
+    def generate(self, prompt_ids, params, *, batch_size, batch_tokens=None, desc=None):
         out = []
         for ids in prompt_ids:
             texts = self.texts["".join(map(chr, ids))]

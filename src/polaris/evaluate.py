@@ -51,9 +51,29 @@ def evaluate_with_backend(
     """
     params = sampling_params(settings, seed, extra)
     prompt_ids = chat_prompts(backend.tokenizer, [build_messages(p) for p in problems])
-    completions = backend.generate(prompt_ids, params, batch_size=settings.batch_size, desc=desc)
     keep = len(problems) if keep is None else keep
-    return score_completions(problems[:keep], completions[:keep], settings, reward=reward)
+    skipped = 0
+    if settings.skip_long_prompts:
+        context = backend.context_length()
+        fits = [context is None or len(ids) < context for ids in prompt_ids]
+        skipped = sum(not f for f in fits[:keep])
+        keep -= skipped
+        problems = [p for p, f in zip(problems, fits, strict=True) if f]
+        prompt_ids = [ids for ids, f in zip(prompt_ids, fits, strict=True) if f]
+    completions = backend.generate(prompt_ids, params, batch_size=settings.batch_size,
+                                   batch_tokens=settings.batch_tokens, desc=desc) if prompt_ids else []
+    rows, summary = score_completions(problems[:keep], completions[:keep], settings, reward=reward)
+    summary.update(skipped_long_prompts=skipped, peak_rss_mb=peak_rss_mb())
+    return rows, summary
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (what the machine had to give it)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def evaluate_benchmarks(backend, benchmarks: Sequence[Any], settings_for: Callable[[Any], EvalSettings], *,
@@ -78,7 +98,9 @@ def evaluate_benchmarks(backend, benchmarks: Sequence[Any], settings_for: Callab
                                               desc=f"{label} {bench.name}", reward=reward)
         summary["source"] = bench.source
         on_result(bench, rows, summary)
-        log(f"[polaris] {label} {bench.name}: avg@{summary['k']} = {summary['avg@k']:.3f}")
+        score = "nothing left to evaluate" if summary["avg@k"] is None else f"{summary['avg@k']:.3f}"
+        skipped = f" ({summary['skipped_long_prompts']} long prompts skipped)" if summary.get("skipped_long_prompts") else ""
+        log(f"[polaris] {label} {bench.name}: avg@{summary['k']} = {score}{skipped}")
         out[bench.name] = summary
     return out
 
@@ -135,9 +157,16 @@ def score_completions(
 
 
 def summarize(rows: Sequence[Mapping[str, Any]], settings: EvalSettings) -> dict[str, Any]:
-    """The benchmark summary from per-response rows (grouped by ``problem_id``, in order)."""
+    """The benchmark summary from per-response rows (grouped by ``problem_id``, in order). Without rows
+    (every problem skipped) the rates are ``None``: there is nothing to average."""
     from polaris.recipe.diversity import mean_distinct_n
     from polaris.recipe.metrics import avg_at_k, best_at_k, mean_pass_at_k
+
+    if not rows:
+        return {"problems": 0, "k": settings.k, **dict.fromkeys(("avg@k", "pass@1", "pass@k", "best@k"), None),
+                "no_boxed": 0, "timeouts": 0, "distinct_4": None, "mean_length": None, "truncated": None,
+                "temperature": settings.temperature, "top_p": settings.top_p, "top_k": settings.top_k,
+                "max_new_tokens": settings.max_new_tokens}
 
     scores: dict[str, list[float]] = {}
     texts: dict[str, list[str]] = {}
@@ -173,7 +202,8 @@ def write_results(rows: Sequence[dict[str, Any]], path) -> None:
 
     from polaris.io import atomic_path
 
-    table = pa.Table.from_pylist(list(rows))
+    # no rows (every problem skipped): the columns still, so that readers find the schema
+    table = pa.Table.from_pylist(list(rows)) if rows else pa.table({c: [] for c in RESULT_COLUMNS})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
@@ -182,11 +212,14 @@ def format_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     """A plain-text table of benchmark summaries (percentages for the rates)."""
     header = ("benchmark", "problems", "k", "avg@k", "pass@k", "best@k", "no-boxed", "distinct-4", "mean len", "trunc")
     lines = [header]
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{100 * value:.1f}"
+
     for name, s in results.items():
         lines.append((
-            name, str(s["problems"]), str(s["k"]), f"{100 * s['avg@k']:.1f}", f"{100 * s['pass@k']:.1f}",
-            f"{100 * s['best@k']:.1f}", str(s["no_boxed"]), f"{100 * s['distinct_4']:.1f}",
-            f"{s['mean_length']:.1f}", f"{100 * s['truncated']:.1f}",
+            name, str(s["problems"]), str(s["k"]), pct(s["avg@k"]), pct(s["pass@k"]), pct(s["best@k"]),
+            str(s["no_boxed"]), pct(s["distinct_4"]), "—" if s["mean_length"] is None else f"{s['mean_length']:.1f}",
+            pct(s["truncated"]),
         ))
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     out = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))

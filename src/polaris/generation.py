@@ -7,6 +7,13 @@ training setting, docs/method.md § The objective: top-p 1.0 and no top-k); eval
 
 Sampling is reproducible for a given ``seed`` and batch layout: the torch generator is seeded
 per batch from ``(seed, batch index)``.
+
+Memory: batches are sized by tokens, not only by count. A batch of prompts padded to width W,
+sampled n times for up to T new tokens, holds ``rows × n × (W + T)`` tokens of KV cache and
+activations; :func:`plan_batches` packs prompts (shortest first) while that stays within
+``batch_tokens`` — by default :func:`default_batch_tokens`, a share of the memory this machine (or
+GPU) has free, divided by what one token costs this model. A prompt that alone reaches the model's
+context is refused before anything is generated (:class:`PromptTooLong`).
 """
 
 from __future__ import annotations
@@ -14,7 +21,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from polaris.errors import PolarisError
 from polaris.progress import progress
+
+#: Share of the free memory one generation batch may take (the rest: weights, the trainer, the OS).
+MEMORY_SHARE = 0.25
+#: Bounds of the automatic token budget.
+MIN_BATCH_TOKENS, MAX_BATCH_TOKENS = 4_096, 1_048_576
+
+
+class PromptTooLong(PolarisError, ValueError):
+    """A prompt is as long as the model's context or longer: nothing could be generated after it."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,81 @@ def chat_prompts(tokenizer, messages: Sequence[list[dict[str, str]]]) -> list[li
     return out
 
 
+def plan_batches(lengths: Sequence[int], *, n: int, max_new_tokens: int, batch_size: int,
+                 batch_tokens: int) -> list[list[int]]:
+    """Prompt indices per batch, shortest prompts first: each batch holds at most ``batch_size``
+    sequences (prompts × n) and at most ``batch_tokens`` tokens (sequences × (longest prompt + new
+    tokens)); a prompt that alone exceeds the token budget still gets a batch of its own."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    per_batch = max(1, batch_size // n)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:  # ascending: the prompt being added is the batch's longest
+        fits = (len(current) + 1) * n * (lengths[i] + max_new_tokens) <= batch_tokens
+        if current and (len(current) >= per_batch or not fits):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def model_context(model) -> int | None:
+    """The positions the model was configured for (``None`` when its config does not say)."""
+    return getattr(getattr(model, "config", None), "max_position_embeddings", None)
+
+
+def token_bytes(config) -> int:
+    """Bytes one token of a batch costs this model while generating: its keys and values in every
+    layer, plus working room for the activations of its hidden and MLP widths."""
+    layers = getattr(config, "num_hidden_layers", 1)
+    heads = getattr(config, "num_attention_heads", 1)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    hidden = getattr(config, "hidden_size", 64)
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    width = 4  # float32 working precision on the CPU; a conservative bound on the GPU
+    return 2 * layers * kv_heads * head_dim * width + 4 * (hidden + getattr(config, "intermediate_size", 4 * hidden)) * width
+
+
+def free_memory_bytes(device) -> int:
+    """Free memory where the model runs: the GPU's, else the machine's available RAM."""
+    import torch
+
+    if getattr(device, "type", "cpu") == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def default_batch_tokens(model) -> int:
+    """A token budget for one generation batch: :data:`MEMORY_SHARE` of the free memory over what a token
+    costs this model, within [:data:`MIN_BATCH_TOKENS`, :data:`MAX_BATCH_TOKENS`]."""
+    device = next(model.parameters()).device
+    budget = int(MEMORY_SHARE * free_memory_bytes(device) / token_bytes(model.config))
+    return max(MIN_BATCH_TOKENS, min(MAX_BATCH_TOKENS, budget))
+
+
+def check_prompt_lengths(prompt_ids: Sequence[Sequence[int]], context: int | None) -> None:
+    """:class:`PromptTooLong` when a prompt leaves no room in the model's context."""
+    if context is None:
+        return
+    long = [len(p) for p in prompt_ids if len(p) >= context]
+    if long:
+        raise PromptTooLong(
+            f"{len(long)} of {len(prompt_ids)} prompts are as long as the model's context of {context} positions "
+            f"or longer (the longest: {max(long)} tokens), so nothing can be generated after them: use a model "
+            "with a longer context or YaRN (eval.yarn_factor / --yarn-factor), shorter problems, or skip them "
+            "(polaris eval --skip-long-prompts)"
+        )
+
+
 def generate(
     model,
     tokenizer,
@@ -61,24 +153,27 @@ def generate(
     params: SamplingParams,
     *,
     batch_size: int = 512,
+    batch_tokens: int | None = None,
     desc: str | None = None,
 ) -> list[list[Completion]]:
     """``params.n`` completions for each prompt, in prompt order.
 
-    ``batch_size`` counts sequences (prompts × n) per ``generate`` call; prompts are grouped by
-    length so that little padding is computed.
+    ``batch_size`` counts sequences (prompts × n) per ``generate`` call and ``batch_tokens`` the
+    tokens they hold (default :func:`default_batch_tokens`); prompts are grouped by length so that
+    little padding is computed. Prompts too long for the model's context raise :class:`PromptTooLong`
+    before anything is generated.
     """
     import torch
 
+    check_prompt_lengths(prompt_ids, model_context(model))
     eos_ids = _eos_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-    per_batch = max(1, batch_size // params.n)
-    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
     results: list[list[Completion]] = [[] for _ in prompt_ids]
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    batches = [order[i : i + per_batch] for i in range(0, len(order), per_batch)]
+    batches = plan_batches([len(p) for p in prompt_ids], n=params.n, max_new_tokens=params.max_new_tokens,
+                           batch_size=batch_size, batch_tokens=batch_tokens or default_batch_tokens(model))
     try:
         for b, idx in enumerate(progress(batches, desc=desc, unit="batch")):
             rows = [list(prompt_ids[i]) for i in idx]

@@ -28,10 +28,11 @@ THINK_END = "</think>"
 
 
 def sample_and_score(backend, problems: Sequence[Problem], params: SamplingParams, *, reward: RewardFunction,
-                     batch_size: int, desc: str | None) -> tuple[list[list[float]], list[list[Completion]]]:
+                     batch_size: int, desc: str | None,
+                     batch_tokens: int | None = None) -> tuple[list[list[float]], list[list[Completion]]]:
     """Per problem: the rewards and the completions."""
     prompt_ids = chat_prompts(backend.tokenizer, [build_messages(p) for p in problems])
-    completions = backend.generate(prompt_ids, params, batch_size=batch_size, desc=desc)
+    completions = backend.generate(prompt_ids, params, batch_size=batch_size, batch_tokens=batch_tokens, desc=desc)
     flat = [c.text for cs in completions for c in cs]
     truths = [p.answer for p, cs in zip(problems, completions, strict=True) for _ in cs]
     scores = iter(reward(flat, truths))
@@ -74,10 +75,10 @@ class ProfileResult:
 
 def profile_difficulty(backend, problems: Sequence[Problem], *, k: int, temperature: float, max_new_tokens: int,
                        reward: RewardFunction, batch_size: int = 512, seed: int = 0,
-                       samples: int = 2) -> ProfileResult:
+                       samples: int = 2, batch_tokens: int | None = None) -> ProfileResult:
     params = SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
     rewards, completions = sample_and_score(backend, problems, params, reward=reward, batch_size=batch_size,
-                                            desc="profile")
+                                            desc="profile", batch_tokens=batch_tokens)
     result = ProfileResult(records=[])
     for p, rs, cs in zip(problems, rewards, completions, strict=True):
         lengths = [len(c.token_ids) for c in cs]
@@ -93,12 +94,12 @@ def profile_difficulty(backend, problems: Sequence[Problem], *, k: int, temperat
 
 def search_temperatures(backend, problems: Sequence[Problem], temperatures: Sequence[float], *, n: int,
                         max_new_tokens: int, reward: RewardFunction, batch_size: int = 512,
-                        seed: int = 0) -> list[TemperaturePoint]:
+                        seed: int = 0, batch_tokens: int | None = None) -> list[TemperaturePoint]:
     points = []
     for t in temperatures:
         params = SamplingParams(n=n, temperature=t, max_new_tokens=max_new_tokens, seed=seed)
         rewards, completions = sample_and_score(backend, problems, params, reward=reward, batch_size=batch_size,
-                                                desc=f"T={t:.2f}")
+                                                desc=f"T={t:.2f}", batch_tokens=batch_tokens)
         accuracy = sum(sum(r) for r in rewards) / sum(len(r) for r in rewards)
         texts = [[c.text for c in cs] for cs in completions]
         points.append(TemperaturePoint(temperature=t, accuracy=accuracy, diversity=mean_distinct_n(texts, 4)))

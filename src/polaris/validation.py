@@ -36,7 +36,7 @@ def validation_eval_settings(settings: ValidationSettings, *, temperature: float
     """The evaluation settings of one validation run."""
     return EvalSettings(benchmarks=[settings.benchmark], k=settings.k, temperature=temperature,
                         top_p=settings.top_p, top_k=settings.top_k, max_new_tokens=max_new_tokens,
-                        batch_size=settings.batch_size)
+                        batch_size=settings.batch_size, batch_tokens=settings.batch_tokens)
 
 
 def validation_metrics(benchmark: str, summary: dict[str, Any]) -> dict[str, float]:

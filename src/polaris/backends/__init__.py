@@ -48,9 +48,15 @@ class Backend(Protocol):
     tokenizer: Any
 
     def generate(
-        self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *, batch_size: int, desc: str | None
+        self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *, batch_size: int,
+        batch_tokens: int | None = None, desc: str | None
     ) -> list[list[Completion]]:
-        """``params.n`` completions per prompt, in prompt order."""
+        """``params.n`` completions per prompt, in prompt order; batches of at most ``batch_size``
+        sequences and ``batch_tokens`` tokens (``None``: a budget from the free memory)."""
+        ...
+
+    def context_length(self) -> int | None:
+        """Positions a prompt and its response may use (``None``: unknown)."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from polaris.generation import Completion, SamplingParams, generate
+from polaris.generation import Completion, SamplingParams, generate, model_context
 
 
 @dataclass
@@ -30,9 +30,13 @@ class TransformersBackend:
 
     def generate(
         self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *, batch_size: int = 512,
-        desc: str | None = None,
+        batch_tokens: int | None = None, desc: str | None = None,
     ) -> list[list[Completion]]:
-        return generate(self.model, self.tokenizer, prompt_ids, params, batch_size=batch_size, desc=desc)
+        return generate(self.model, self.tokenizer, prompt_ids, params, batch_size=batch_size,
+                        batch_tokens=batch_tokens, desc=desc)
+
+    def context_length(self) -> int | None:
+        return model_context(self.model)
 
     def close(self) -> None:
         """Let go of the weights (the model in training, wrapped for validation, is not ours to free)."""

@@ -128,6 +128,10 @@ class VLLMBackend:
         llm = vllm.LLM(**kwargs)
         return cls(llm, llm.get_tokenizer(), kwargs)
 
+    def context_length(self) -> int | None:
+        config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        return getattr(config, "max_model_len", None) or self.engine_kwargs.get("max_model_len")
+
     def close(self) -> None:
         """Shut the engine down and free its memory (its worker process, on vLLM's multiprocess engine)."""
         import gc
@@ -141,9 +145,12 @@ class VLLMBackend:
 
     def generate(
         self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *, batch_size: int = 0,
-        desc: str | None = None,
+        batch_tokens: int | None = None, desc: str | None = None,
     ) -> list[list[Completion]]:
-        """vLLM schedules its own batches, so ``batch_size`` is unused."""
+        """vLLM schedules its own batches within its KV cache, so ``batch_size`` and ``batch_tokens`` are unused."""
+        from polaris.generation import check_prompt_lengths
+
+        check_prompt_lengths(prompt_ids, self.context_length())
         vllm = import_vllm()
         sampling = vllm.SamplingParams(**vllm_sampling_kwargs(params))
         prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_ids]

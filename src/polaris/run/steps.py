@@ -285,7 +285,8 @@ def generate_profile(plan: Plan, model_path: str | Path, problems, *, reward=Non
     with closing(backend):
         return profile_difficulty(backend, problems, k=settings.k, temperature=settings.temperature,
                                   max_new_tokens=settings.max_new_tokens, reward=reward,
-                                  batch_size=settings.batch_size, seed=recipe.seed, samples=recipe.profile.samples)
+                                  batch_size=settings.batch_size, seed=recipe.seed, samples=recipe.profile.samples,
+                                  batch_tokens=recipe.train.generation_batch_tokens)
 
 
 def read_saved_profile(path: str | Path, problems, *, k: int):
@@ -369,7 +370,7 @@ def temperature(ctx: Context, stage: int, *, model: str | Path | None = None,
     with closing(ctx.generation_backend(model or ctx.start_model(stage))) as backend:
         points = search_temperatures(backend, sample, grid, n=search.n, max_new_tokens=plan.max_response_tokens,
                                      reward=ctx.reward(), batch_size=recipe.train.generation_batch_size,
-                                     seed=recipe.seed)
+                                     seed=recipe.seed, batch_tokens=recipe.train.generation_batch_tokens)
     if rule != "fixed" and all(p.accuracy == 0 for p in points):
         raise RecipeError(
             f"stage {stage}: accuracy is 0 at every temperature searched ({', '.join(f'{t:g}' for t in grid)}), so "
@@ -498,7 +499,8 @@ def evaluate(ctx: Context, name: str, *, record: ResultSink | None = None) -> di
     with closing(backend):
         results = evaluate_benchmarks(backend, benches, lambda b: ev.for_benchmark(k_of[b.name]), seed=recipe.seed,
                                       label=f"eval {name}", on_result=store, reward=ctx.reward(evaluation=True))
-    return {bench: round(summary["avg@k"], 4) for bench, summary in results.items()}
+    return {bench: None if summary["avg@k"] is None else round(summary["avg@k"], 4)
+            for bench, summary in results.items()}
 
 
 def report(ctx: Context) -> dict[str, Any]:
