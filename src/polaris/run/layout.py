@@ -3,6 +3,7 @@
 Layout (every write is atomic: a killed run leaves the old file or the new one)::
 
     summary.json               steps (status, seconds, result), results[stage][benchmark]
+    run.lock                   the pid of the `polaris run` working in the directory (while it runs)
     recipe.yaml                the recipe it ran (with its command-line overrides applied)
     data/arith-{train,test}.parquet   the built-in task's splits (built-in model only)
     data/stage-K.ids.json      the problems of stage K (after the filter, then after dropping)
@@ -82,6 +83,10 @@ class RunLayout:
     @property
     def recipe(self) -> Path:
         return self.root / "recipe.yaml"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "run.lock"
 
     @property
     def report(self) -> Path:

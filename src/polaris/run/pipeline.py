@@ -68,6 +68,58 @@ def recipe_yaml(recipe: RecipeConfig, source: str) -> str:
                                                                                              sort_keys=False)
 
 
+class RunLock:
+    """One ``polaris run`` per run directory: the lock file holds the pid of the run working in it.
+
+    A second run refuses, naming that pid. A lock whose process is gone (a killed run) is taken over, so
+    a killed run resumes with the same command. Only rank 0 of a launch takes it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.held = False
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self.owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise RunError(
+                        f"{self.path.parent} is in use by another polaris run (pid {owner}); wait for it to finish "
+                        f"or stop it. A lock left by a run that was killed is taken over by the next run"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its run is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            self.held = True
+            return
+
+    def owner(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        if self.held and self.owner() == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunDir:
     """A run directory's ``summary.json`` (steps, timings, results), written atomically.
 
@@ -167,7 +219,6 @@ def run_recipe(recipe: RecipeConfig | str | Path, run_dir: str | Path | None = N
                overrides: Sequence[str] = ()) -> RunDir:
     """Run every step of ``recipe`` (a recipe, or a recipe file with ``KEY=VALUE`` overrides) into
     ``run_dir`` (default ``runs/<name>``), continuing where an earlier attempt stopped."""
-    from polaris.models.loading import set_threads
 
     source, legacy = "built in", None
     if not isinstance(recipe, RecipeConfig):
@@ -178,6 +229,18 @@ def run_recipe(recipe: RecipeConfig | str | Path, run_dir: str | Path | None = N
     processes = int(os.environ.get("WORLD_SIZE", "0")) or None
     plan = build_plan(recipe, processes=processes)
     layout = RunLayout(run_dir or Path("runs") / recipe.name)
+    lock = RunLock(layout.lock)
+    if int(os.environ.get("RANK", "0")) == 0:
+        lock.acquire()
+    try:
+        return _run(recipe, plan, layout, source=source, legacy=legacy)
+    finally:
+        lock.release()
+
+
+def _run(recipe: RecipeConfig, plan, layout: RunLayout, *, source: str, legacy: str | None) -> RunDir:
+    from polaris.models.loading import set_threads
+
     run = RunDir(layout, recipe, source=source, legacy_digest=legacy)
     ctx = steps.Context(plan, layout)
     set_threads()

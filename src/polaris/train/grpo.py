@@ -229,7 +229,27 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
 
             # No forward pass: no parameter gets a gradient, so the optimizer step changes nothing.
             return torch.zeros((), device=self.accelerator.device, requires_grad=True)
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.model.training:
+            check_finite_loss(out[0] if isinstance(out, tuple) else out, stage=self.runtime.stage,
+                              step=self.state.global_step + 1, checkpoints=self.args.output_dir)
+        return out
+
+
+def check_finite_loss(loss: Any, *, stage: int, step: int, checkpoints: str) -> None:
+    """Refuse a NaN or infinite loss before its backward pass: no weight or optimizer moment changes, and the
+    last checkpoint stays the newest (a resumed run restarts from it)."""
+    import torch
+
+    if not bool(torch.isfinite(loss.detach()).all()):
+        from polaris.errors import RunError
+
+        raise RunError(
+            f"stage {stage} step {step}: the loss is {loss.detach().float().mean().item()}, so the step is refused "
+            f"before its backward pass (no weight was updated); the last checkpoint in {checkpoints} is kept. "
+            "Lower train.learning_rate or train.max_grad_norm, check the data, then run the same command to "
+            "resume from that checkpoint"
+        )
 
 
 def _as_completion(original: Any, text: str) -> Any:
