@@ -402,11 +402,11 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
 
 def _eval_reward(recipe):
     """A recipe's own reward function for evaluation (``None``: the built-in grader)."""
-    if recipe is None or recipe.reward.function is None:
+    if recipe is None:
         return None
-    from polaris.reward.custom import make_reward
+    from polaris.reward.custom import recipe_reward
 
-    return make_reward(require_think=False, function=recipe.reward.function)
+    return recipe_reward(recipe.reward, evaluation=True)
 
 
 def eval_main(config: EvalConfig) -> int:

@@ -60,6 +60,15 @@ def make_reward(*, require_think: bool = True, function: str | None = None) -> R
     return partial(_checked, fn, function, require_think)
 
 
+def recipe_reward(settings: Any, *, evaluation: bool = False) -> RewardFunction | None:
+    """The reward of a recipe's ``reward`` section (:class:`polaris.config.RewardSettings`): for training,
+    the profile and the searches (``require_think`` as set), or for evaluation (never requires
+    ``</think>``; ``None`` without a function of your own: the built-in grader, with its verdicts)."""
+    if evaluation:
+        return make_reward(require_think=False, function=settings.function) if settings.function else None
+    return make_reward(require_think=settings.require_think, function=settings.function)
+
+
 def _checked(fn: Callable[..., Any], spec: str, require_think: bool, responses: Sequence[str],
              ground_truths: Sequence[Any]) -> list[float]:
     scores = fn(list(responses), list(ground_truths), require_think=require_think)
@@ -75,4 +84,4 @@ def _checked(fn: Callable[..., Any], spec: str, require_think: bool, responses: 
     return out
 
 
-__all__ = ["RewardFunction", "load_reward_function", "make_reward"]
+__all__ = ["RewardFunction", "load_reward_function", "make_reward", "recipe_reward"]

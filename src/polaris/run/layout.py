@@ -217,10 +217,6 @@ class RunLayout:
         return self.root / "logs" / "tb" / f"stage-{stage}"
 
     @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
     def server_log(self) -> Path:
         return self.root / "logs" / "vllm-server.log"
 

@@ -91,20 +91,12 @@ class Context:
     def reward(self, *, evaluation: bool = False):
         """The recipe's reward: for training, the profile and the searches (``reward.require_think``), or
         for evaluation (never requires ``</think>``; ``None``: the built-in grader with its verdicts)."""
-        from polaris.reward.custom import make_reward
+        from polaris.reward.custom import recipe_reward
 
-        settings = self.recipe.reward
-        if evaluation:
-            return make_reward(require_think=False, function=settings.function) if settings.function else None
-        return make_reward(require_think=settings.require_think, function=settings.function)
+        return recipe_reward(self.recipe.reward, evaluation=evaluation)
 
     def generation_backend(self, model: str | Path):
-        """The model loaded into ``train.generation_backend`` for the profile and the searches."""
-        from polaris.backends import BackendOptions, load_backend
-
-        recipe = self.recipe
-        return load_backend(recipe.train.generation_backend, str(model),
-                            BackendOptions(dtype=recipe.model.dtype, seed=recipe.seed))
+        return generation_backend(self.recipe, model)
 
     def resolve_benchmark(self, spec: str, *, limit: int | None = None):
         """A benchmark named in the recipe: the built-in splits from this run, else :mod:`polaris.benchmarks`."""
@@ -272,21 +264,24 @@ def check_learning_signal(outcome: ProfileOutcome, counts, recipe, *, samples: P
 def generate_profile(plan: Plan, model_path: str | Path, problems, *, reward=None):
     """k rollouts of every problem by the model at ``model_path``, with the plan's profile settings
     (a :class:`polaris.rollouts.ProfileResult`: records, sample responses, response counts)."""
-    from polaris.backends import BackendOptions, load_backend
-    from polaris.reward.custom import make_reward
+    from polaris.reward.custom import recipe_reward
     from polaris.rollouts import profile_difficulty
 
     recipe = plan.recipe
     settings = plan.profile
-    if reward is None:
-        reward = make_reward(require_think=recipe.reward.require_think, function=recipe.reward.function)
-    backend = load_backend(recipe.train.generation_backend, str(model_path),
-                           BackendOptions(dtype=recipe.model.dtype, seed=recipe.seed))
-    with closing(backend):
+    with closing(generation_backend(recipe, model_path)) as backend:
         return profile_difficulty(backend, problems, k=settings.k, temperature=settings.temperature,
-                                  max_new_tokens=settings.max_new_tokens, reward=reward,
+                                  max_new_tokens=settings.max_new_tokens, reward=reward or recipe_reward(recipe.reward),
                                   batch_size=settings.batch_size, seed=recipe.seed, samples=recipe.profile.samples,
                                   batch_tokens=recipe.train.generation_batch_tokens)
+
+
+def generation_backend(recipe, model: str | Path):
+    """The model loaded into ``train.generation_backend`` for the profile and the temperature searches."""
+    from polaris.backends import BackendOptions, load_backend
+
+    return load_backend(recipe.train.generation_backend, str(model),
+                        BackendOptions(dtype=recipe.model.dtype, seed=recipe.seed))
 
 
 def read_saved_profile(path: str | Path, problems, *, k: int):
