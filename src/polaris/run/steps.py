@@ -428,10 +428,11 @@ def train(ctx: Context, stage: int, *, model: str | Path | None = None,
                        callbacks=validation_callbacks(ctx, plan, run.temperature), reward=ctx.reward())
 
 
-#: Why training rollouts through vLLM need CUDA GPUs (shown by the train step and ``--dry-run``).
+#: Why training rollouts through vLLM are refused without a GPU (shown by the train step and ``--dry-run``).
 VLLM_TRAINING_NEEDS_GPU = (
-    "train.engine.backend: vllm needs CUDA GPUs: TRL moves the trained weights into the engine over NCCL "
-    "(server mode) or into a CUDA engine in every training process (colocate mode). On a CPU, train with "
+    "train.engine.backend: vllm is supported on CUDA GPUs only: server mode moves the trained weights into "
+    "the engine over NCCL, and colocate mode on a CPU is not tested by polaris (TRL gives the engine no dtype, "
+    "so it samples in bfloat16, slowly and off the float32 policy). On a CPU, train with "
     "train.engine.backend: transformers and put the other rollouts on vLLM: train.generation_backend: vllm "
     "(profile, temperature search) and eval.backend: vllm"
 )
