@@ -18,7 +18,6 @@ Summary (:func:`summarize`; fractions in [0, 1], shown as percentages):
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,18 +86,9 @@ def _read_rows(path: Path, columns: Sequence[str]) -> list[dict[str, Any]]:
             if column not in names:
                 raise DataError(source, None, column, f"no such column (columns: {', '.join(names)})")
         return pq.read_table(path, columns=list(columns)).to_pylist()
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(source, len(rows), None, f"not valid JSON (line {line_no}): {e.msg}") from None
-            if not isinstance(value, dict):
-                raise DataError(source, len(rows), None, f"expected a JSON object (line {line_no})")
-            rows.append(value)
+    from polaris.data.loaders import read_jsonl_rows
+
+    rows = read_jsonl_rows(path)  # not UTF-8, a line cut short, a line that is not an object: DataError
     for column in columns:
         if rows and not any(column in r for r in rows):
             raise DataError(source, None, column, f"no such column (keys of row 0: {', '.join(rows[0])})")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from polaris.generation import Completion, SamplingParams
@@ -111,8 +112,11 @@ class VLLMBackend:
 
     @classmethod
     def load(cls, model_path: str, options) -> VLLMBackend:
+        from polaris.models.loading import load_tokenizer
         from polaris.models.yarn import read_config_json
 
+        if Path(model_path).is_dir():
+            load_tokenizer(model_path)  # a folder without config.json, tokenizer, chat template or EOS: fail now
         vllm = import_vllm()
         config = read_config_json(model_path)
         if options.yarn is not None and not config:

@@ -9,7 +9,12 @@ Formats (detected from the columns of each file, so no flag is needed):
   and ``difficulty``; parquet, jsonl or json lines.
 * **hub** — a Hugging Face data set id (``owner/name``), read through ``datasets`` when online.
 
-Rows are numbered from 0 in error messages, as pandas and pyarrow number them.
+Rows are numbered from 0 in error messages, as pandas and pyarrow number them. Every problem with a
+file is a :class:`~polaris.data.problem.DataError` naming the file, and the row and field where there is
+one: an empty or truncated file, a missing column, a ground truth that is null, a mapping or not a finite
+number, bytes that are not UTF-8, a line cut short, a duplicate id, a problem text longer than
+:data:`MAX_PROBLEM_CHARS`. A list of alternatives and a number are valid ground truths (see
+:func:`normalise_answer`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,15 @@ from polaris.data.problem import DataError, GroundTruth, Problem, strip_suffix
 
 Row = Mapping[str, Any]
 RowParser = Callable[[Row, str, int], Problem]
+
+#: The longest problem text a row may hold, in characters (about 250K tokens): longer than any context polaris
+#: samples in, so such a row is a broken one (two files run together, a data blob in a text column). Refused when
+#: the file is read, naming the row, instead of costing a tokenisation in every pass and failing at generation.
+MAX_PROBLEM_CHARS = 1_000_000
+
+
+class MissingDataFile(DataError, FileNotFoundError):
+    """A data file that does not exist (still a ``FileNotFoundError`` for callers that look for one)."""
 
 
 def clean_answer_text(text: str) -> str:
@@ -72,6 +86,11 @@ def _require_text(value: Any, source: str, row: int, field_name: str) -> str:
         raise DataError(source, row, field_name, f"expected text, got {type(value).__name__}")
     if not value.strip():
         raise DataError(source, row, field_name, "empty")
+    if len(value) > MAX_PROBLEM_CHARS:
+        raise DataError(source, row, field_name,
+                        f"{len(value):,} characters, above the limit of {MAX_PROBLEM_CHARS:,} (about "
+                        f"{MAX_PROBLEM_CHARS // 4:,} tokens, longer than any context a model samples in here): a "
+                        "broken row, e.g. two files run together; shorten or drop it")
     return value
 
 
@@ -133,10 +152,20 @@ ROW_FORMATS: dict[str, tuple[frozenset[str], RowParser]] = {
 
 
 def detect_format(columns: Iterable[str], source: str) -> RowParser:
+    """The row parser of a file's layout, from its columns (of row 0, for jsonl).
+
+    A file with some of a layout's columns is told which one it lacks (``row 0, field 'answer': missing``);
+    one with none of any layout's columns, which layouts there are.
+    """
     cols = set(columns)
     for _, (needed, parser) in ROW_FORMATS.items():
         if needed <= cols:
             return parser
+    name, (needed, _) = max(ROW_FORMATS.items(), key=lambda item: len(item[1][0] & cols))
+    if needed & cols:
+        missing = sorted(needed - cols)
+        raise DataError(source, 0, missing[0], f"missing: a {name} file needs the columns {sorted(needed)}, "
+                                               f"and this one has {sorted(cols)}")
     wanted = " or ".join(f"{name} ({', '.join(sorted(n))})" for name, (n, _) in ROW_FORMATS.items())
     raise DataError(source, None, None, f"unknown layout: columns {sorted(cols)}; expected {wanted}")
 
@@ -144,30 +173,90 @@ def detect_format(columns: Iterable[str], source: str) -> RowParser:
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
+        return read_parquet_rows(path)
     if suffix in (".jsonl", ".json"):
-        rows = []
-        with path.open(encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(str(path), len(rows), None, f"not valid JSON (line {i + 1}): {e.msg}") from None
-                if not isinstance(value, dict):
-                    raise DataError(str(path), len(rows), None, "expected a JSON object per line")
-                rows.append(value)
-        return rows
+        return read_jsonl_rows(path)
     raise DataError(str(path), None, None, f"unsupported file type {suffix!r}: use .parquet or .jsonl")
+
+
+def read_parquet_rows(path: Path, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The rows of a parquet file; an empty, truncated or non-parquet file is a :class:`DataError`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise DataError(str(path), None, None, "empty file (0 bytes): no rows")
+    try:
+        table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise DataError(str(path), None, None, f"not a readable parquet file (truncated, or not parquet): {e}") from e
+    return table.to_pylist()
+
+
+def read_jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    """One JSON object per line (blank lines skipped); rows are numbered from 0 over the objects.
+
+    An empty file, a line that is not JSON (a last line cut short is said to be one), bytes that are not
+    UTF-8 (naming the field that holds them) and a line that is not an object are :class:`DataError`.
+    """
+    source = str(path)
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark is not data
+    lines = data.split(b"\n")
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    if not filled:
+        raise DataError(source, None, None, "empty file: no rows (expected one JSON object per line)")
+    rows: list[dict[str, Any]] = []
+    for i in filled:
+        raw, row = lines[i], len(rows)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(source, row, _field_with_bad_bytes(raw),
+                            f"not UTF-8 text (byte 0x{raw[e.start]:02x} at line {i + 1}, column {e.start + 1}); "
+                            "re-save the file as UTF-8") from None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            if i == filled[-1] and not data.endswith(b"\n"):
+                raise DataError(source, row, None, f"not valid JSON (line {i + 1}, the last, ends in the middle "
+                                                   f"of a record: {e.msg}): the file was cut short; write it "
+                                                   "again, or delete the partial last line") from None
+            raise DataError(source, row, None, f"not valid JSON (line {i + 1}): {e.msg}") from None
+        if not isinstance(value, dict):
+            raise DataError(source, row, None, f"expected a JSON object per line, got {type(value).__name__} "
+                                               f"(line {i + 1})")
+        rows.append(value)
+    return rows
+
+
+def _field_with_bad_bytes(raw: bytes) -> str | None:
+    """The key path (``problem``, ``prompt[0].content``) of the first value with bytes that are not UTF-8."""
+    try:
+        value = json.loads(raw.decode("utf-8", errors="surrogateescape"))
+    except ValueError:
+        return None
+
+    def bad(text: str) -> bool:
+        return any("\udc80" <= c <= "\udcff" for c in text)
+
+    def find(v: Any, where: str) -> str | None:
+        if isinstance(v, str):
+            return where if bad(v) else None
+        items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+        for key, item in items:
+            inner = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+            hit = inner if isinstance(key, str) and bad(key) else find(item, inner)
+            if hit:
+                return hit
+        return None
+
+    return find(value, "")
 
 
 def parse_rows(rows: list[Row], source: str) -> list[Problem]:
     """Rows of one file or data set to problems; ids must be unique."""
     if not rows:
-        raise DataError(source, None, None, "no rows")
+        raise DataError(source, None, None, "no rows (an empty file or data set)")
     parser = detect_format(rows[0].keys(), source)
     problems = [parser(r, source, i) for i, r in enumerate(rows)]
     seen: dict[str, int] = {}
@@ -195,7 +284,7 @@ def load_problems(source: str | os.PathLike[str], *, split: str = "train", limit
     elif looks_like_hub_id(str(source)):
         problems = _load_hub(str(source), split)
     else:
-        raise FileNotFoundError(f"{source}: no such file, and not a Hub data set id (owner/name)")
+        raise MissingDataFile(str(source), None, None, "no such file, and not a Hub data set id (owner/name)")
     return problems[:limit] if limit is not None else problems
 
 

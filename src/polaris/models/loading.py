@@ -1,10 +1,20 @@
-"""Load any HF causal LM and its tokenizer, ready for batched sampling and training."""
+"""Load any HF causal LM and its tokenizer, ready for batched sampling and training.
+
+A local model folder is checked before its weights load (:func:`check_model_folder`): it needs a
+``config.json``, tokenizer files, a chat template (every prompt is one user turn through it) and an
+EOS token (where a response ends, for generation and for training). What is missing is a
+:class:`polaris.errors.ModelError` naming the folder, the file and the field.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from polaris.errors import ModelError
+
 DTYPES = ("float32", "bfloat16", "float16")
+#: Files any one of which holds a tokenizer's vocabulary (fast tokenizers, sentencepiece, BPE, WordPiece).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 
 
 def load_model(path: str | Path, *, dtype: str = "float32", device: str | None = None, **config_overrides):
@@ -19,20 +29,55 @@ def load_model(path: str | Path, *, dtype: str = "float32", device: str | None =
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     path = str(path)
+    tokenizer = load_tokenizer(path)  # checked first: a folder without one fails before the weights load
     config = AutoConfig.from_pretrained(path)
     for key, value in config_overrides.items():
         setattr(config, key, value)
     model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=getattr(torch, dtype))
     if device is not None:
         model.to(device)
-    tokenizer = load_tokenizer(path)
     return model, tokenizer
 
 
+def check_model_folder(path: str | Path) -> None:
+    """A local folder's ``config.json`` and tokenizer files (a Hub id is left to ``from_pretrained``)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    if not (folder / "config.json").is_file():
+        raise ModelError(f"{folder}: no config.json, so this is not a Hugging Face model folder (expected "
+                         "config.json, the weights and the tokenizer files, as save_pretrained writes them)")
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelError(f"{folder}: no tokenizer (none of {', '.join(TOKENIZER_FILES)} is in the folder); save the "
+                         "tokenizer of the model it was made from into it: tokenizer.save_pretrained(FOLDER)")
+
+
+def check_tokenizer(tokenizer, path: str | Path) -> None:
+    """The tokenizer has a chat template and an EOS token, else a :class:`ModelError` naming the field."""
+    config = Path(path) / "tokenizer_config.json"
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelError(
+            f"{config}: field 'chat_template' missing (and no chat_template.jinja beside it): every prompt is one "
+            "user turn through the model's chat template (docs/method.md § Evaluation protocol); add the template "
+            "of the model's family: tokenizer.chat_template = TEMPLATE; tokenizer.save_pretrained(FOLDER)")
+    if getattr(tokenizer, "eos_token_id", None) is None:
+        raise ModelError(
+            f"{config}: field 'eos_token' missing: without an EOS token no response ends, in generation or in "
+            "training; set it to the token the chat template closes a turn with (e.g. \"<|im_end|>\")")
+
+
 def load_tokenizer(path: str | Path):
+    """The tokenizer of a model folder (or Hub id), checked (:func:`check_tokenizer`), padding on the left."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    check_model_folder(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        if not Path(path).is_dir():
+            raise
+        raise ModelError(f"{path}: the tokenizer files cannot be read ({type(e).__name__}: {e})") from e
+    check_tokenizer(tokenizer, path)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

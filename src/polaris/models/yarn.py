@@ -142,8 +142,9 @@ def load_model_with_yarn(path: str | Path, yarn: YarnSettings | None, **kwargs: 
     """``load_model`` with the YaRN overrides on the in-memory config; the folder is untouched."""
     from transformers import AutoConfig
 
-    from polaris.models.loading import load_model
+    from polaris.models.loading import check_model_folder, load_model
 
+    check_model_folder(path)
     if yarn is None:
         return load_model(path, **kwargs)
     overrides = yarn_config_overrides(AutoConfig.from_pretrained(str(path)), yarn)

@@ -192,7 +192,10 @@ def profile(ctx: Context, *, model: str | Path | None = None) -> dict[str, Any]:
     """Profile the training problems (or reuse ``profile.records``) and keep stage 1's problems.
 
     A fresh profile also keeps sample responses and stops the run when it shows that training cannot
-    learn (:func:`check_learning_signal`), unless ``profile.stop_without_signal`` is false.
+    learn (:func:`check_learning_signal`), unless ``profile.stop_without_signal`` is false. A stopped
+    profile has written its records, samples and stage-1 problems, each complete: to read, to reuse
+    with ``profile.records``, and so that ``polaris train --out`` on it trains on what the filter kept
+    (an empty list is refused), never on every problem.
     """
     settings = ctx.plan.profile
     problems = ctx.training_problems()
@@ -253,11 +256,12 @@ def check_learning_signal(outcome: ProfileOutcome, counts, recipe, *, samples: P
     histogram = outcome.histogram
     if outcome.records and histogram[0] == len(outcome.records) and not out:
         out.append(f"No profiled problem was solved in {k} rollouts, so no group has a correct rollout and no "
-                   f"advantage is ever non-zero: use easier data (data.train), a stronger model (model.path), or "
-                   f"check the reward (reward.*).{see}")
+                   f"advantage is ever non-zero: use easier data (data.train: {recipe.data.train}), a stronger "
+                   f"model (model.path), or check the reward (reward.*).{see}")
     if outcome.records and not outcome.kept:
         out.append(f"Every profiled problem was solved {k}/{k} (or filtered out by profile.min_correct/"
-                   f"max_correct): nothing is left to train on; use harder data (data.train).")
+                   f"max_correct): nothing is left to train on; use harder data (data.train: "
+                   f"{recipe.data.train}).")
     return out
 
 
