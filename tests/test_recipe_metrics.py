@@ -70,6 +70,7 @@ def test_batch_metrics_by_hand():
             "rollout/reward_mean": 5 / 12,
             "rollout/response_length": 2.5,  # each group has lengths 1, 2, 3, 4
             "rollout/truncation_rate": 1 / 12,
+            "rollout/generated": 12.0,  # the three generated groups of four; the rescue adds none
         }
     )
 

@@ -242,6 +242,19 @@ class TrainSettings:
     """Intra-batch informative substitution (docs/method.md § Informative batches)."""
     min_informative: int | None = None
     """Skip a batch with at most this many informative groups; default floor(batch_prompts / 3)."""
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling (docs/method.md § Dynamic sampling and overlong shaping): drop every group whose
+    rewards are all equal and sample more of the stage's problems until the batch holds ``batch_prompts``
+    groups with some advantage. An alternative to ``rescue`` and ``substitution``: both must be off."""
+    dynamic_sampling_max_rounds: int = 4
+    """Extra generation rounds per step at most (each samples at most ``batch_prompts`` problems); groups
+    still all-equal after the last stay in the batch with zero advantage (``recipe/dynamic_cap_hit``)."""
+    overlong_buffer: int = 0
+    """DAPO soft overlong punishment (docs/method.md § Dynamic sampling and overlong shaping): a response
+    longer than ``max_response_tokens - overlong_buffer`` tokens loses up to ``overlong_penalty`` of its
+    reward, linearly, for the advantages only; 0 turns it off."""
+    overlong_penalty: float = 1.0
+    """The penalty at the full response budget (DAPO: 1.0)."""
     drop_threshold: float = 0.9
     """Between stages, drop problems whose mean logged accuracy is above this (docs/method.md § Difficulty-aware data)."""
     save_steps: int = 5
@@ -266,6 +279,27 @@ class TrainSettings:
     """How rollouts are generated during training: transformers, or vLLM (server or colocated)."""
     validation: ValidationSettings = field(default_factory=lambda: ValidationSettings())
     """Validation on a benchmark during training (off unless ``every_steps`` > 0)."""
+
+    def __post_init__(self) -> None:
+        if self.dynamic_sampling and (self.rescue or self.substitution):
+            on = " and ".join(k for k in ("rescue", "substitution") if getattr(self, k))
+            raise RecipeError(
+                "dynamic_sampling is an alternative to rescue and substitution, see "
+                "docs/method.md § Dynamic sampling and overlong shaping; "
+                f"{on} {'is' if ' and ' not in on else 'are'} on: set "
+                + ", ".join(f"train.{k}: false" for k in ("rescue", "substitution") if getattr(self, k))
+                + ", or train.dynamic_sampling: false"
+            )
+        if self.dynamic_sampling_max_rounds < 1:
+            raise RecipeError(
+                f"dynamic_sampling_max_rounds must be >= 1, got {self.dynamic_sampling_max_rounds}"
+            )
+        if self.overlong_buffer < 0:
+            raise RecipeError(
+                f"overlong_buffer must be >= 0 (0 turns the shaping off), got {self.overlong_buffer}"
+            )
+        if self.overlong_penalty < 0:
+            raise RecipeError(f"overlong_penalty must be >= 0, got {self.overlong_penalty}")
 
 
 # -- reading recipe files ---------------------------------------------------------------------------
@@ -638,6 +672,13 @@ def check_recipe(recipe: RecipeConfig) -> None:
             f"{recipe.stages[i].max_response_tokens} = {need} tokens exceed the model's {positions} positions "
             f"(native {native}); docs/method.md § Multi-stage training: set model.max_position_embeddings to at least {longest}"
         )
+    buffer = recipe.train.overlong_buffer
+    for i, stage in enumerate(recipe.stages):
+        if buffer and buffer >= stage.max_response_tokens:
+            raise RecipeError(
+                f"train.overlong_buffer {buffer} must be below stages[{i}].max_response_tokens "
+                f"{stage.max_response_tokens}, or every response of that stage would be penalised; lower it"
+            )
     batch_split(recipe.train, recipe.launch.num_processes or 1, key="launch.num_processes")
     ev = recipe.eval
     if ev.yarn_factor is not None:

@@ -14,6 +14,9 @@ Modules, in the order a training step uses them:
   the temperature rules (docs/method.md § Diversity-based temperature).
 - :mod:`~polaris.recipe.rescue`, :mod:`~polaris.recipe.substitution` — keeping every group
   informative (docs/method.md § Informative batches); :mod:`~polaris.recipe.batch` runs them in order.
+- :mod:`~polaris.recipe.dynamic`, :mod:`~polaris.recipe.overlong` — DAPO's dynamic sampling (an
+  alternative to rescue and substitution) and soft overlong punishment, both off by default
+  (docs/method.md § Dynamic sampling and overlong shaping).
 - :mod:`~polaris.recipe.advantages` — GRPO advantages (docs/method.md § The objective).
 - :mod:`~polaris.recipe.metrics` — avg@k, pass@k and the per-step ``recipe/`` metrics (docs/method.md § Evaluation protocol).
 
@@ -32,8 +35,17 @@ from polaris.recipe.difficulty import (
     record_from_group,
 )
 from polaris.recipe.diversity import distinct_n, mean_distinct_n
+from polaris.recipe.dynamic import (
+    FillResult,
+    choose_extra_problems,
+    dynamic_metrics,
+    extra_request,
+    fill_slots,
+    zero_advantage_slots,
+)
 from polaris.recipe.groups import CORRECT_THRESHOLD, Group, Origin, Rollout, is_correct
 from polaris.recipe.metrics import avg_at_k, batch_metrics, best_at_k, mean_pass_at_k, pass_at_k
+from polaris.recipe.overlong import overlong_metrics, overlong_penalty, shaped_rewards
 from polaris.recipe.rescue import RescueStore
 from polaris.recipe.substitution import SubstitutionResult, copy_group, substitute_informative
 from polaris.recipe.temperature import (
@@ -51,6 +63,7 @@ __all__ = [
     "BatchOutcome",
     "DifficultyLog",
     "DifficultyRecord",
+    "FillResult",
     "Group",
     "Origin",
     "RescueStore",
@@ -62,8 +75,12 @@ __all__ = [
     "batch_metrics",
     "best_at_k",
     "choose_exploration_temperature",
+    "choose_extra_problems",
     "copy_group",
     "distinct_n",
+    "dynamic_metrics",
+    "extra_request",
+    "fill_slots",
     "filter_by_pass_rate",
     "group_accuracies",
     "grpo_advantages",
@@ -71,11 +88,15 @@ __all__ = [
     "match_diversity_temperature",
     "mean_distinct_n",
     "mean_pass_at_k",
+    "overlong_metrics",
+    "overlong_penalty",
     "pass_at_k",
     "pass_histogram",
     "problems_to_drop",
     "process_batch",
     "record_from_group",
+    "shaped_rewards",
     "substitute_informative",
     "temperature_grid",
+    "zero_advantage_slots",
 ]

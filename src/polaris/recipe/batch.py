@@ -61,10 +61,17 @@ def process_batch(
     rescue: bool = True,
     substitute: bool = True,
     min_informative: int | None = None,
+    sampled: Sequence[Group] | None = None,
 ) -> BatchOutcome:
-    """Run one step's recipe on scored groups (see the module docstring for the order)."""
+    """Run one step's recipe on scored groups (see the module docstring for the order).
+
+    ``sampled``: every group generated this step when that is more than ``groups`` (dynamic sampling:
+    the batch's own groups and every extra round's, :mod:`polaris.recipe.dynamic`); the difficulty
+    log's accuracies and the metrics of the generated rollouts are computed over them. Default: ``groups``.
+    """
     scored = list(groups)
-    accuracies = group_accuracies(scored)
+    generated = scored if sampled is None else list(sampled)
+    accuracies = group_accuracies(generated)
 
     current, rescued = scored, 0
     if rescue and store is not None:
@@ -76,5 +83,5 @@ def process_batch(
         result = substitute_informative(current, rng, min_informative=min_informative)
         current, substituted, skip = result.groups, result.substituted, result.skip
 
-    metrics = batch_metrics(scored, current, rescued=rescued, substituted=substituted, skipped=skip)
+    metrics = batch_metrics(generated, current, rescued=rescued, substituted=substituted, skipped=skip)
     return BatchOutcome(groups=current, metrics=metrics, skip=skip, accuracies=accuracies)

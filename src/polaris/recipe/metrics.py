@@ -14,8 +14,9 @@ Evaluation
 
 Per-step metrics (:func:`batch_metrics`)
 ----------------------------------------
-``before`` is the scored batch as generated, ``after`` what enters the update (after rescue and
-substitution). Keys:
+``before`` is the scored batch as generated (with dynamic sampling: every group generated this
+step, extra rounds included), ``after`` what enters the update (after rescue and substitution, or
+dynamic sampling's refill). Keys:
 
 - ``recipe/informative_before``, ``recipe/informative_after`` — fraction of groups with
   0 < mean reward < 1.
@@ -27,6 +28,9 @@ substitution). Keys:
 - ``rollout/reward_mean``, ``rollout/response_length`` (mean tokens), ``rollout/truncation_rate``
   — over the generated rollouts, before rescue/substitution (those describe the policy, and
   copies would count some rollouts twice).
+- ``rollout/generated`` — how many rollouts were generated this step: ``B × n``, plus every extra
+  round's with dynamic sampling (``before`` then holds every generated group). The rollout budget
+  a run spends is the sum of this over its steps.
 """
 
 from __future__ import annotations
@@ -98,4 +102,5 @@ def batch_metrics(
         "rollout/reward_mean": 0.0 if not rollouts else sum(r.reward for r in rollouts) / len(rollouts),
         "rollout/response_length": 0.0 if not rollouts else sum(r.length for r in rollouts) / len(rollouts),
         "rollout/truncation_rate": _fraction(sum(r.truncated for r in rollouts), len(rollouts)),
+        "rollout/generated": float(len(rollouts)),
     }

@@ -135,6 +135,7 @@ def build_plan(recipe: RecipeConfig, *, accelerate_config: str | None = None, pr
             check_backend(name)
         except BackendError as e:
             raise RecipeError(f"{key}: {e}") from None
+    check_model_positions(recipe)
     layout = resolve_layout(recipe, accelerate_config)
     batch = batch_split(recipe.train, processes or layout.num_processes, key="launch.num_processes")
     train = recipe.train
@@ -161,6 +162,48 @@ def build_plan(recipe: RecipeConfig, *, accelerate_config: str | None = None, pr
     )
     return Plan(recipe=recipe, stages=stages, batch=batch, machines=layout.num_machines, profile=profile,
                 eval=evaluation, process_layout=layout)
+
+
+def model_positions(recipe: RecipeConfig) -> tuple[int | None, str]:
+    """The positions a training sequence (prompt + response) may use, and where that number comes from:
+    ``model.max_position_embeddings`` (raised before training), ``model.native_max_position_embeddings``, or
+    a local model folder's ``config.json``; ``(None, "")`` when unknown (a Hub id; the built-in model, made by
+    the run)."""
+    from polaris.models.yarn import read_config_json
+
+    model = recipe.model
+    if model.max_position_embeddings is not None:
+        return model.max_position_embeddings, "model.max_position_embeddings"
+    if model.native_max_position_embeddings is not None:
+        return model.native_max_position_embeddings, "model.native_max_position_embeddings"
+    try:
+        value = read_config_json(model.path).get("max_position_embeddings")
+    except ValueError:  # a config.json that is not JSON: the model's loading says so
+        return None, ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, f"max_position_embeddings in {Path(model.path) / 'config.json'}"
+    return None, ""
+
+
+def check_model_positions(recipe: RecipeConfig) -> None:
+    """A stage whose prompt + response cannot fit the model's positions is a :class:`RecipeError` naming
+    the stage's key. Without ``train.max_prompt_tokens`` the prompt's length is unknown, so only a
+    response that alone fills the positions is refused."""
+    positions, where = model_positions(recipe)
+    if positions is None:
+        return
+    prompt = recipe.train.max_prompt_tokens
+    for i, stage in enumerate(recipe.stages):
+        response = stage.max_response_tokens
+        need = (prompt or 0) + response
+        if need > positions or (prompt is None and response >= positions):
+            tokens = f"prompt {prompt} + response {response} = {need} tokens" if prompt is not None else \
+                f"response {response} tokens, with no room left for the prompt,"
+            raise RecipeError(
+                f"stages[{i}].max_response_tokens: {tokens} exceed the model's {positions} positions ({where}); "
+                f"lower stages[{i}].max_response_tokens, or raise the context with model.max_position_embeddings "
+                "(docs/method.md § Multi-stage training)"
+            )
 
 
 def benchmark_name(spec: str) -> str:
@@ -338,6 +381,9 @@ def plan_data(plan: Plan, layout: RunLayout, recipe_path: str, *, accelerate_con
                       "epsilon_low": train.epsilon_low, "epsilon_high": train.epsilon_high,
                       "dual_clip": train.dual_clip, "kl": 0.0, "loss": "token-mean",
                       "rescue": train.rescue, "substitution": train.substitution,
+                      "dynamic_sampling": train.dynamic_sampling,
+                      "dynamic_sampling_max_rounds": train.dynamic_sampling_max_rounds,
+                      "overlong_buffer": train.overlong_buffer, "overlong_penalty": train.overlong_penalty,
                       "drop_threshold": train.drop_threshold, "save_steps": train.save_steps},
         "validation": {**vars(train.validation)},
         "eval": {"benchmarks": plan.eval.benchmarks,
@@ -396,6 +442,15 @@ def format_plan(plan: dict[str, Any]) -> str:
     lines.append(f"recipe          rescue {'on' if o['rescue'] else 'off'}, substitution "
                  f"{'on' if o['substitution'] else 'off'}, drop mean accuracy > {o['drop_threshold']:g} between "
                  f"stages; checkpoint every {o['save_steps']} steps")
+    dynamic = "off"
+    if o["dynamic_sampling"]:
+        dynamic = f"on, up to {o['dynamic_sampling_max_rounds']} extra round(s) per step"
+    overlong = "off"
+    if o["overlong_buffer"]:
+        overlong = (f"the last {o['overlong_buffer']} tokens of each stage's budget, "
+                    f"up to -{o['overlong_penalty']:g}")
+    lines.append(f"                dynamic sampling {dynamic}; overlong shaping {overlong} "
+                 "(docs/method.md § Dynamic sampling and overlong shaping)")
     v = plan["validation"]
     if v["every_steps"]:
         lines.append(f"validation      {v['benchmark']} avg@{v['k']} every {v['every_steps']} steps at the stage's val T, "

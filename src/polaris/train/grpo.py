@@ -8,7 +8,14 @@ there, on the whole global batch, in the order of docs/method.md § Informative 
 
 then hands TRL the final token ids and the final rewards (through a reward function that returns
 them), so rescued and copied rollouts are scored against their *own* ground truth — the defect
-of the reference, whose copies were re-scored against the wrong answer. After TRL computes its
+of the reference, whose copies were re-scored against the wrong answer.
+
+DAPO's options (docs/method.md § Dynamic sampling and overlong shaping), both off by default: with
+``dynamic_sampling`` (instead of rescue and substitution) the zero-advantage groups are refilled
+after grouping by extra rounds of ``super()._generate`` on problems of the stage's pool, before the
+difficulty is logged; TRL's ``completions/*`` metrics then average over the rounds. With
+``overlong_buffer`` the overlong penalty is added to the final rewards (for the advantages and TRL's
+reward only; every recipe decision reads correctness). After TRL computes its
 advantages we replace them with :func:`polaris.recipe.grpo_advantages` (unbiased std + 1e-6, as
 docs/method.md § The objective; TRL adds 1e-4). A batch flagged to skip (at most ⌊B/3⌋ informative groups) runs no
 forward or backward pass: no parameter receives a gradient, so AdamW leaves every weight and
@@ -33,13 +40,28 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from polaris.io import append_jsonl, atomic_path
-from polaris.recipe import DifficultyLog, Group, RescueStore, Rollout, batch_advantages, process_batch
+from polaris.progress import log
+from polaris.recipe import (
+    DifficultyLog,
+    Group,
+    RescueStore,
+    Rollout,
+    choose_extra_problems,
+    dynamic_metrics,
+    extra_request,
+    fill_slots,
+    grpo_advantages,
+    overlong_metrics,
+    process_batch,
+    shaped_rewards,
+    zero_advantage_slots,
+)
 
 STATE_FILE = "polaris_state.json"
 
@@ -58,6 +80,28 @@ class RecipeRuntime:
     decisions_path: Path | None = None  # this rank's audit log of every recipe decision (JSONL)
     reward: Callable[[Sequence[str], Sequence[Any]], list[float]] | None = None
     """The training reward (:mod:`polaris.reward.custom`); ``None``: the built-in verifier, ``</think>`` required."""
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling (:mod:`polaris.recipe.dynamic`): needs ``pool``; rescue and substitution off."""
+    dynamic_max_rounds: int = 4
+    pool: Sequence[Mapping[str, Any]] = ()
+    """The stage's training rows (``prompt``, ``problem_id``, ``answers``): the extra problems to sample."""
+    overlong_buffer: int = 0
+    """Soft overlong punishment (:mod:`polaris.recipe.overlong`) over the last this many tokens; 0: off."""
+    overlong_penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.dynamic_sampling:
+            from polaris.errors import RecipeError
+
+            if self.rescue or self.substitution:
+                raise RecipeError("train.dynamic_sampling is an alternative to train.rescue and "
+                                  "train.substitution: turn both off to use it")
+            if not self.pool:
+                raise RecipeError("train.dynamic_sampling needs the stage's training problems "
+                                  "(RecipeRuntime.pool)")
+            if self.dynamic_max_rounds < 1:
+                raise RecipeError(f"train.dynamic_sampling_max_rounds must be >= 1, "
+                                  f"got {self.dynamic_max_rounds}")
 
     def score(self, texts: Sequence[str], truths: Sequence[Any]) -> list[float]:
         if self.reward is not None:
@@ -129,15 +173,89 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         prompt_ids, completion_ids, _tool_mask, completions, logprobs = result[:5]
         inputs = self._batch_inputs
         assert inputs is not None and len(inputs) == len(prompts)
-        from accelerate.utils import gather_object
 
         n = self.num_generations
+        everything = self._gather(self._scored_rows(inputs, prompts, prompt_ids, completion_ids, logprobs))
+        groups = _groups_of(everything, n)
+        step = self.state.global_step + 1  # the optimizer step this batch is for
+        rt = self.runtime
+        rng = random.Random(f"{rt.seed}:{rt.stage}:{step}")
+        sampled, dynamic = groups, None
+        if rt.dynamic_sampling:
+            groups, sampled, dynamic = self._dynamic_sampling(groups, everything, step)
+        outcome = process_batch(
+            groups,
+            store=rt.store if rt.rescue else None,
+            rng=rng,
+            rescue=rt.rescue,
+            substitute=rt.substitution,
+            min_informative=rt.min_informative,
+            sampled=sampled,
+        )
+        if self.accelerator.is_main_process:
+            rt.difficulty_log.record(rt.stage, step, outcome.accuracies)
+        if rt.decisions_path is not None:
+            record = {
+                "stage": rt.stage,
+                "step": step,
+                "rank": self.accelerator.process_index,
+                "skip": outcome.skip,
+                "groups": [[g.problem_id, g.copied_from, [r.origin for r in g.rollouts], list(g.rewards)]
+                           for g in outcome.groups],
+            }
+            if dynamic is not None:
+                record["dynamic"] = dynamic
+            append_jsonl(rt.decisions_path, record)
+        metrics = dict(outcome.metrics)
+        if dynamic is not None:
+            metrics.update(dynamic_metrics(rounds=dynamic["rounds"], filled=dynamic["filled"],
+                                           missing=dynamic["missing"]))
+        # The rewards the advantages (and TRL) see: correctness, plus the overlong penalty when it is on.
+        # The recipe's decisions above all read correctness, see
+        # docs/method.md § Dynamic sampling and overlong shaping.
+        if rt.overlong_buffer > 0:
+            rewards = shaped_rewards(outcome.groups, max_length=self.args.max_completion_length,
+                                     buffer=rt.overlong_buffer, factor=rt.overlong_penalty)
+            metrics.update(overlong_metrics(outcome.groups, rewards))
+        else:
+            rewards = [list(g.rewards) for g in outcome.groups]
+        for key, value in metrics.items():
+            self._metrics["train"][key].append(float(value))
+        self._skip_batch = outcome.skip
+
+        # Flatten the final groups back to sequences, keep this rank's slice.
+        source_of = {x["problem_id"]: x for x in everything}  # the rows of every problem in the batch
+        advantages = [a for row in rewards for a in grpo_advantages(row)]
+        start = self.accelerator.process_index * len(prompts)
+        final_rewards, final_adv = [], []
+        for i in range(len(prompts)):
+            g, j = divmod(start + i, n)
+            group, rollout = outcome.groups[g], outcome.groups[g].rollouts[j]
+            src = source_of[group.problem_id]
+            if group.problem_id != str(inputs[i]["problem_id"]):  # a copy, or a dynamic sampling refill
+                prompts[i] = src["prompt"]  # in place: TRL logs these prompts
+                inputs[i] = {**inputs[i], "problem_id": group.problem_id, "answers": src["answers"],
+                             "prompt": src["prompt"]}
+            prompt_ids[i] = list(group.prompt_ids)
+            completion_ids[i] = list(rollout.token_ids)
+            completions[i] = _as_completion(completions[i], rollout.text)
+            if logprobs is not None:
+                # Sampling log-probs only exist for sampled tokens: a copy carries its source's; a
+                # rescued response gets NaN, which TRL's importance-sampling correction ignores.
+                logprobs[i] = _carried_logprobs(everything, group, rollout, j, n)
+            final_rewards.append(rewards[g][j])
+            final_adv.append(advantages[start + i])
+        self._final_rewards, self._final_advantages = final_rewards, final_adv
+        result[0], result[1], result[3], result[4] = prompt_ids, completion_ids, completions, logprobs
+        return tuple(result)
+
+    def _scored_rows(self, rows: Sequence[Mapping[str, Any]], prompts: Sequence[Any], prompt_ids,
+                     completion_ids, logprobs) -> list[dict[str, Any]]:
+        """This rank's generated sequences, decoded and scored with the recipe's reward, one dict each."""
         eos_and_pad = {*self.eos_token_ids, self._tokenizer.pad_token_id}
         texts = self._tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-        truths = [row["answers"] for row in inputs]
-        rewards = self.runtime.score(texts, truths)
-
-        local = [
+        rewards = self.runtime.score(texts, [row["answers"] for row in rows])
+        return [
             {
                 "problem_id": str(row["problem_id"]),
                 "answers": row["answers"],
@@ -149,77 +267,62 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
                 "truncated": bool(completion_ids[i]) and completion_ids[i][-1] not in eos_and_pad,
                 "logprobs": None if logprobs is None else list(logprobs[i]),
             }
-            for i, row in enumerate(inputs)
+            for i, row in enumerate(rows)
         ]
-        everything = gather_object(local) if self.accelerator.num_processes > 1 else local
-        if len(everything) % n:
-            raise RuntimeError(f"global batch of {len(everything)} is not a whole number of groups of {n}")
 
-        groups = [
-            Group(
-                problem_id=everything[g * n]["problem_id"],
-                ground_truth=everything[g * n]["answers"],
-                rollouts=tuple(
-                    Rollout(text=x["text"], token_ids=tuple(x["completion_ids"]), reward=x["reward"],
-                            truncated=x["truncated"])
-                    for x in everything[g * n : (g + 1) * n]
-                ),
-                prompt_ids=tuple(everything[g * n]["prompt_ids"]),
-                slot=g,
-            )
-            for g in range(len(everything) // n)
-        ]
-        step = self.state.global_step + 1  # the optimizer step this batch is for
-        rt = self.runtime
-        rng = random.Random(f"{rt.seed}:{rt.stage}:{step}")
-        outcome = process_batch(
-            groups,
-            store=rt.store if rt.rescue else None,
-            rng=rng,
-            rescue=rt.rescue,
-            substitute=rt.substitution,
-            min_informative=rt.min_informative,
-        )
-        if self.accelerator.is_main_process:
-            rt.difficulty_log.record(rt.stage, step, outcome.accuracies)
-        if rt.decisions_path is not None:
-            append_jsonl(rt.decisions_path, {
-                "stage": rt.stage,
-                "step": step,
-                "rank": self.accelerator.process_index,
-                "skip": outcome.skip,
-                "groups": [[g.problem_id, g.copied_from, [r.origin for r in g.rollouts], list(g.rewards)]
-                           for g in outcome.groups],
-            })
-        for key, value in outcome.metrics.items():
-            self._metrics["train"][key].append(float(value))
-        self._skip_batch = outcome.skip
+    def _gather(self, local: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every rank's rows, in rank order (the global batch); identical on every rank."""
+        if self.accelerator.num_processes == 1:
+            return local
+        from accelerate.utils import gather_object
 
-        # Flatten the final groups back to sequences, keep this rank's slice.
-        source_of = {x["problem_id"]: x for x in everything}  # the rows of every problem in the batch
-        advantages = [a for adv in batch_advantages(outcome.groups) for a in adv]
-        start = self.accelerator.process_index * len(prompts)
-        final_rewards, final_adv = [], []
-        for i in range(len(prompts)):
-            g, j = divmod(start + i, n)
-            group, rollout = outcome.groups[g], outcome.groups[g].rollouts[j]
-            src = source_of[group.problem_id]
-            if group.problem_id != str(inputs[i]["problem_id"]):  # a copy from another group
-                prompts[i] = src["prompt"]  # in place: TRL logs these prompts
-                inputs[i] = {**inputs[i], "problem_id": group.problem_id, "answers": src["answers"],
-                             "prompt": src["prompt"]}
-            prompt_ids[i] = list(group.prompt_ids)
-            completion_ids[i] = list(rollout.token_ids)
-            completions[i] = _as_completion(completions[i], rollout.text)
-            if logprobs is not None:
-                # Sampling log-probs only exist for sampled tokens: a copy carries its source's; a
-                # rescued response gets NaN, which TRL's importance-sampling correction ignores.
-                logprobs[i] = _carried_logprobs(everything, group, rollout, j, n)
-            final_rewards.append(rollout.reward)
-            final_adv.append(advantages[start + i])
-        self._final_rewards, self._final_advantages = final_rewards, final_adv
-        result[0], result[1], result[3], result[4] = prompt_ids, completion_ids, completions, logprobs
-        return tuple(result)
+        return gather_object(local)
+
+    def _dynamic_sampling(self, groups: list[Group], everything: list[dict[str, Any]], step: int):
+        """DAPO dynamic sampling (:mod:`polaris.recipe.dynamic`) on the global batch.
+
+        Each round picks the extra problems on every rank alike (a generator from ``(seed, stage, step,
+        round)``), each rank generates an equal share (every problem ``n`` times, as TRL's sampler
+        repeats a prompt) and scores it, and the gathered groups with some advantage take the slots of
+        the zero-advantage groups. The rows of ``everything`` at a refilled slot are replaced in place by
+        the new group's, so the flattening below finds its prompt, tokens and log-probs there. Returns
+        the batch, every group sampled this step, and what happened (for the metrics and the audit log).
+        """
+        rt, n = self.runtime, self.num_generations
+        processes, rank = self.accelerator.num_processes, self.accelerator.process_index
+        by_id = {str(row["problem_id"]): row for row in rt.pool}
+        pool_ids = list(by_id)
+        sampled, current = list(groups), list(groups)
+        seen = {g.problem_id for g in groups}
+        rounds = filled = 0
+        while zero_advantage_slots(current) and rounds < rt.dynamic_max_rounds:
+            rounds += 1
+            missing = len(zero_advantage_slots(current))
+            useful = sum(not g.all_equal for g in sampled) / len(sampled)
+            count = extra_request(missing, useful, batch_prompts=len(groups), processes=processes)
+            rng = random.Random(f"{rt.seed}:{rt.stage}:{step}:dynamic:{rounds}")
+            ids = choose_extra_problems(pool_ids, seen, count, rng)
+            seen.update(ids)
+            share = count // processes
+            rows = [by_id[pid] for pid in ids[rank * share:(rank + 1) * share] for _ in range(n)]
+            prompts = [row["prompt"] for row in rows]
+            out = super()._generate(prompts)
+            extra_rows = self._gather(self._scored_rows(rows, prompts, out[0], out[1], out[4]))
+            extra = _groups_of(extra_rows, n)
+            sampled.extend(extra)
+            fill = fill_slots(current, extra)
+            for slot, k in fill.placements:
+                everything[slot * n:(slot + 1) * n] = extra_rows[k * n:(k + 1) * n]
+            current, filled = fill.groups, filled + len(fill.placements)
+        missing = len(zero_advantage_slots(current))
+        generated = sum(g.n for g in sampled)
+        if missing and self.accelerator.is_main_process:
+            log(f"[polaris] stage {rt.stage} step {step}: dynamic sampling used its "
+                f"{rt.dynamic_max_rounds} extra round(s) (train.dynamic_sampling_max_rounds) and "
+                f"{missing} of {len(current)} groups still have all-equal rewards; they stay in the batch "
+                f"with zero advantage ({generated} rollouts generated this step)")
+        record = {"rounds": rounds, "filled": filled, "missing": missing, "generated": generated}
+        return current, sampled, record
 
     # -- update step -------------------------------------------------------------------------------
 
@@ -250,6 +353,26 @@ def check_finite_loss(loss: Any, *, stage: int, step: int, checkpoints: str) -> 
             "Lower train.learning_rate or train.max_grad_norm, check the data, then run the same command to "
             "resume from that checkpoint"
         )
+
+
+def _groups_of(rows: Sequence[Mapping[str, Any]], n: int) -> list[Group]:
+    """Consecutive runs of ``n`` rows (one problem's rollouts, as TRL's sampler orders them) as groups."""
+    if len(rows) % n:
+        raise RuntimeError(f"global batch of {len(rows)} is not a whole number of groups of {n}")
+    return [
+        Group(
+            problem_id=rows[g * n]["problem_id"],
+            ground_truth=rows[g * n]["answers"],
+            rollouts=tuple(
+                Rollout(text=x["text"], token_ids=tuple(x["completion_ids"]), reward=x["reward"],
+                        truncated=x["truncated"])
+                for x in rows[g * n : (g + 1) * n]
+            ),
+            prompt_ids=tuple(rows[g * n]["prompt_ids"]),
+            slot=g,
+        )
+        for g in range(len(rows) // n)
+    ]
 
 
 def _as_completion(original: Any, text: str) -> Any:

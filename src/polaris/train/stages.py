@@ -127,14 +127,19 @@ class StagePaths:
     """The previous stage's recipe state (``None``: start empty)."""
 
 
-def build_dataset(problems: Sequence[Problem]):
-    import datasets
-
-    return datasets.Dataset.from_list([
+def dataset_rows(problems: Sequence[Problem]) -> list[dict[str, Any]]:
+    """The training rows TRL samples prompts from (also dynamic sampling's pool of extra problems)."""
+    return [
         {"prompt": build_messages(p), "problem_id": p.id,
          "answers": [p.answer] if isinstance(p.answer, str) else list(p.answer)}
         for p in problems
-    ])
+    ]
+
+
+def build_dataset(problems: Sequence[Problem]):
+    import datasets
+
+    return datasets.Dataset.from_list(dataset_rows(problems))
 
 
 def grpo_config(stage: StageRun, train: TrainSettings, out_dir: Path, *, seed: int, num_processes: int = 1,
@@ -270,6 +275,11 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
         min_informative=train.min_informative if train.min_informative is not None else train.batch_prompts // 3,
         decisions_path=Path(paths.decisions.format(rank=state.process_index)),
         reward=reward,
+        dynamic_sampling=train.dynamic_sampling,
+        dynamic_max_rounds=train.dynamic_sampling_max_rounds,
+        pool=dataset_rows(stage.problems) if train.dynamic_sampling else (),
+        overlong_buffer=train.overlong_buffer,
+        overlong_penalty=train.overlong_penalty,
     )
     resume = complete_checkpoint(paths.work) if state.is_main_process else None
     if state.num_processes > 1:
