@@ -1,25 +1,55 @@
 """Does the recipe pay off on the tiny setting? Vanilla GRPO vs the full recipe vs the recipe minus
-each component, at the same rollout budget, from the same warm-started model, over several seeds.
+each component vs DAPO dynamic sampling in place of rescue + substitution, from the same warm-started
+model, over several seeds, in two regimes of the base model.
 
-The variants (``full``, ``no-filter``, ``fixed-temp``, ``no-rescue``, ``no-substitution``,
-``vanilla``), how each is derived from ``recipes/tiny-cpu.yaml`` and how the runs are compared are
-in :mod:`polaris.run.ablation`; this script runs them and writes the results. Every variant trains
-the same number of steps of 16 problems × 8 rollouts; every ``--eval-every`` steps the model under
-training is evaluated on the held-out ``arith-test`` (avg@8, T = 0.6 as the default recipe's
-evaluation, 128 new tokens) by the training run's own validation; step 0 is the warm-started model.
+The variants (``vanilla``, ``full``, ``no-filter``, ``fixed-temp``, ``no-rescue``, ``no-substitution``,
+``dapo``), how each is derived from its regime's recipe and how the runs are compared are in
+:mod:`polaris.run.ablation`; this script runs them and writes the results. Every variant trains the
+same number of steps of 16 problems × 8 rollouts (``dapo`` generates more per step: its extra rounds
+are counted); every ``--eval-every`` steps the model under training is evaluated on the held-out
+``arith-test`` (avg@8, T = 0.6 as the default recipe's evaluation, 128 new tokens, first 100
+problems) by the training run's own validation; step 0 is the warm-started model.
 
-Outputs (``--out``, default ``bench/results``): ``ablation.md`` (tables, command, timings),
-``ablation.json`` (every curve), ``ablation.png`` (avg@8 against training rollouts, mean ± std
-over seeds). ``--quick`` writes ``ablation-quick.*`` instead.
+Regimes (``--regime weak|strong|both``, default both):
+
+- ``weak``: ``recipes/tiny-cpu.yaml``, base run ``runs/tiny-cpu`` (600 of 950 warm-start steps,
+  levels 1-6: a partially competent model);
+- ``strong``: ``recipes/tiny-strong.yaml``, base run ``runs/tiny-strong`` (800 steps; training and
+  test problems of levels 1-4: a model meant to solve most of its training problems). Its test split
+  is easier too, so accuracies are compared within a regime, not across.
+
+Outputs, per regime (``--out``, default ``bench/results``): ``ablation-REGIME.md`` (tables, the
+plain-words paragraph, command, timings), ``ablation-REGIME.json`` (every curve and run),
+``ablation-REGIME.png`` (avg@8 against training rollouts and against all rollouts, mean ± std over
+seeds); and ``ablation-summary.md`` with every regime found there: the base model's difficulty
+profile, the full variant's temperature searches, the final table and the paragraph. ``--quick``
+writes ``ablation-REGIME-quick.*`` and ``ablation-summary-quick.md`` instead.
 
 Run (from the repository root; resumable: finished variants are reused)::
 
-    .venv/bin/python bench/ablation.py            # 6 variants x 3 seeds x 3 stages x 30 steps, ~55 min
-    .venv/bin/python bench/ablation.py --quick    # 6 variants x 1 seed x 3 stages x 10 steps, ~10 min
+    .venv/bin/python bench/ablation.py            # 2 regimes x 7 variants x 3 seeds x 3 x 12 steps: ~62 min
+    .venv/bin/python bench/ablation.py --quick    # 2 regimes x 3 variants x 1 seed x 2 x 6 steps: ~6 min
 
-The warm-started model and the task's data come from ``--base-run`` (default ``runs/tiny-cpu``, the
-directory ``make run`` fills); what is missing there is made first (prepare, warm start: ~3 min).
-Each variant runs into ``--work``/``VARIANT-sSEED`` (a run directory, with the recipe it ran in its
+Time budget (2-core CPU). From ``bench/results/ablation.md`` of the earlier budget (3 stages × 30
+steps, 6 evaluations of all 200 test problems: vanilla 2.2 min/run, the searched variants 2.4-2.5
+min/run) and ``ablation-quick.md`` (3 × 10 steps, 3 evaluations of 100: vanilla 0.8 min, full 1.1
+min): a training step of 16 × 8 takes ~0.9 s (budgeted 1.1 s), an evaluation of 100 problems × 8
+~3.3 s, a stage's temperature search ~10.5 s (a fixed temperature's one measurement ~3.3 s), the
+per-seed profile of 2048 problems × 8 40-65 s (budgeted 65 s); a ``dapo`` step generates about twice
+a batch in the weak regime (~45% zero-advantage groups), budgeted 2.0 s. :func:`estimate_minutes`
+adds these up; on the earlier budgets it gives 52 min (measured: 45) and 7.9 min (measured: 6.8), so
+it errs long by ~15%. Full budget (3 × 12 steps, evaluation every 12 on 100 problems): vanilla and
+fixed-temp ~1.0 min/run, the other searched variants ~1.35 min, dapo ~1.9 min, so ~9.3 min of runs +
+~1.1 min of profile and step-0 evaluation per regime and seed: ~62 min for the 42 runs, + ~4 min for
+each warm start that is missing (runs/tiny-strong: 800 steps; runs/tiny-cpu: 600): ≤ 71 min against
+90. ``--quick`` (1 seed, vanilla/full/dapo, 2 × 6 steps, evaluation every 6): ~0.45 / 0.7 / 0.85 min
+per run + ~1.1 min of profile and step 0 per regime: ~6.2 min for both regimes against 10, plus the
+warm starts, made once, if missing.
+
+The warm-started model and the task's data come from the regime's base run; what is missing there
+is made first (prepare, warm start). ``--recipe``, ``--base-run`` and ``--work`` override one regime's
+(so they need ``--regime weak`` or ``strong``). Each variant runs into the regime's work directory
+(``runs/ablation-REGIME[-quick]``)/``VARIANT-sSEED`` (a run directory, with the recipe it ran in its
 ``recipe.yaml``), next to the per-seed caches of the base model's accuracy and difficulty profile.
 """
 
@@ -32,20 +62,29 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from polaris.config import RecipeConfig, load_recipe
-from polaris.errors import PolarisError, RunError
-from polaris.io import read_json, write_json
+from polaris.errors import PolarisError, RunError, UsageError
+from polaris.io import read_json, read_jsonl, write_json
 from polaris.run.ablation import (
     BENCH,
     FULL,
     QUICK,
+    QUICK_VARIANTS,
+    TABLE_NOTES,
     VARIANTS,
     Budget,
+    comparisons,
+    components_added,
     describe_setting,
     format_markdown,
+    format_regime_section,
+    plain_words,
+    profile_histogram,
+    read_searches,
     read_variant,
     results_data,
     summarize,
@@ -54,6 +93,104 @@ from polaris.run.ablation import (
     variant_recipe,
 )
 from polaris.run.layout import RunLayout, write_jsonl
+
+
+@dataclass(frozen=True)
+class Regime:
+    """One base model the variants are compared from: the recipe it is made by and its run directory."""
+
+    name: str
+    recipe: str
+    base_run: str
+    description: str
+
+
+REGIMES: dict[str, Regime] = {
+    "weak": Regime(
+        "weak",
+        "recipes/tiny-cpu.yaml",
+        "runs/tiny-cpu",
+        "Base model: the default warm start (`recipes/tiny-cpu.yaml`: 600 of 950 warm-start steps; "
+        "problems of levels 1-6), a partially competent model.",
+    ),
+    "strong": Regime(
+        "strong",
+        "recipes/tiny-strong.yaml",
+        "runs/tiny-strong",
+        "Base model: a longer warm start and an easier task (`recipes/tiny-strong.yaml`: 800 of 950 "
+        "warm-start steps; training and test problems of levels 1-4), meant to solve most of its training "
+        "problems (the profile below says how far it does).",
+    ),
+}
+
+
+def regimes_of(choice: str) -> list[str]:
+    """``both`` -> every regime, in order; a regime's name -> that one."""
+    if choice == "both":
+        return list(REGIMES)
+    if choice not in REGIMES:
+        raise UsageError(f"unknown regime {choice!r}; choose from {', '.join([*REGIMES, 'both'])}")
+    return [choice]
+
+
+@dataclass(frozen=True)
+class RegimePaths:
+    """Where one regime's runs and results go."""
+
+    work: Path
+    markdown: Path
+    json: Path
+    plot: Path
+
+
+def regime_paths(
+    regime: str, *, quick: bool, out: str | Path = "bench/results", runs: str | Path = "runs"
+) -> RegimePaths:
+    """``runs/ablation-REGIME[-quick]`` and ``OUT/ablation-REGIME[-quick].{md,json,png}``."""
+    if regime not in REGIMES:
+        raise UsageError(f"unknown regime {regime!r}; choose from {', '.join(REGIMES)}")
+    stem = f"ablation-{regime}" + ("-quick" if quick else "")
+    out = Path(out)
+    return RegimePaths(
+        work=Path(runs) / stem,
+        markdown=out / f"{stem}.md",
+        json=out / f"{stem}.json",
+        plot=out / f"{stem}.png",
+    )
+
+
+#: Seconds on a 2-core CPU (the module docstring says where they come from): what
+#: :func:`estimate_minutes` adds up.
+SECONDS: dict[str, float] = {
+    "step": 1.1,  # a training step of 16 problems x 8 rollouts
+    "dapo_step": 2.0,  # the same with dynamic sampling's extra rounds
+    "eval_problem": 0.033,  # one test problem x 8 samples (100 problems: 3.3 s)
+    "search": 10.5,  # one stage's temperature search (5 temperatures x 48 problems x 8)
+    "fixed": 3.3,  # one stage's single measurement at a fixed temperature
+    "profile": 65.0,  # the per-seed difficulty profile, 2048 problems x 8
+    "warm_start": 240.0,  # a missing base run: prepare + warm start
+}
+
+
+def estimate_minutes(
+    budget: Budget, variants: Sequence[str], *, regimes: int = 2, warm_starts: int = 0
+) -> float:
+    """Minutes the bench should take on a 2-core CPU: per regime and seed the profile and step 0's
+    evaluation, then every variant's steps, evaluations and per-stage temperature step; plus
+    ``warm_starts`` missing base runs."""
+    steps = budget.stages * budget.steps_per_stage
+    evaluation = (budget.eval_limit or 200) * SECONDS["eval_problem"]
+    per_seed = SECONDS["profile"] + evaluation
+    for variant in variants:
+        step = SECONDS["dapo_step"] if "dynamic" in components_added(variant) else SECONDS["step"]
+        per_stage = SECONDS["search"] if uses_search(variant) else SECONDS["fixed"]
+        per_seed += steps * step + steps // budget.eval_every * evaluation + budget.stages * per_stage
+    return (regimes * len(budget.seeds) * per_seed + warm_starts * SECONDS["warm_start"]) / 60
+
+
+def summary_path(out: str | Path, *, quick: bool) -> Path:
+    """``OUT/ablation-summary[-quick].md``: every regime's results found in ``out``."""
+    return Path(out) / ("ablation-summary" + ("-quick" if quick else "") + ".md")
 
 
 class WorkDir:
@@ -169,7 +306,9 @@ def shared_profile(recipe: RecipeConfig, work: WorkDir | Path, base_run: RunLayo
     work = _work(work)
     path = work.profile(recipe.seed, model_digest(base_run))
     if not path.exists():
-        records = generate_profile(build_plan(recipe), recipe.model.path, load_problems(recipe.data.train)).records
+        records = generate_profile(
+            build_plan(recipe), recipe.model.path, load_problems(recipe.data.train)
+        ).records
         write_jsonl(path, (r.to_dict() for r in records))
     return path
 
@@ -185,32 +324,35 @@ def run_variant(recipe: RecipeConfig, run: RunLayout) -> RunLayout:
 # -- plot --------------------------------------------------------------------------------------------
 
 
-def plot(path: Path, stats: dict[str, Any], budget: Budget) -> None:
+def plot(path: Path, stats: dict[str, Any], budget: Budget, regime: str = "") -> None:
+    """avg@8 against training rollouts (left) and against all rollouts (right), mean ± std over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for v, s in stats.items():
-        xs = [x for x, _, _ in s["curve"]]
-        ms = [100 * m for _, m, _ in s["curve"]]
-        sd = [100 * d for _, _, d in s["curve"]]
-        style = {"linewidth": 2.5} if v in ("full", "vanilla") else {"linewidth": 1.2, "linestyle": "--"}
-        (line,) = ax.plot(xs, ms, marker="o", markersize=3, label=v, **style)
-        if len(s["seeds"]) > 1:
-            ax.fill_between(
-                xs,
-                [m - d for m, d in zip(ms, sd, strict=True)],
-                [m + d for m, d in zip(ms, sd, strict=True)],
-                color=line.get_color(),
-                alpha=0.12,
-            )
-    ax.set_xlabel("training rollouts")
-    ax.set_ylabel(f"{BENCH} avg@8 (%)")
-    ax.set_title(f"Tiny setting, {budget.name}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, key, label in ((axes[0], "curve", "training rollouts"), (axes[1], "curve_all", "all rollouts")):
+        for v, s in stats.items():
+            xs = [x for x, _, _ in s[key]]
+            ms = [100 * m for _, m, _ in s[key]]
+            sd = [100 * d for _, _, d in s[key]]
+            bold = v in ("full", "vanilla", "dapo")
+            style = {"linewidth": 2.5} if bold else {"linewidth": 1.2, "linestyle": "--"}
+            (line,) = ax.plot(xs, ms, marker="o", markersize=3, label=v, **style)
+            if len(s["seeds"]) > 1:
+                ax.fill_between(
+                    xs,
+                    [m - d for m, d in zip(ms, sd, strict=True)],
+                    [m + d for m, d in zip(ms, sd, strict=True)],
+                    color=line.get_color(),
+                    alpha=0.12,
+                )
+        ax.set_xlabel(label + (" (training + profile + searches)" if key == "curve_all" else ""))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{BENCH} avg@8 (%)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Tiny setting{f', {regime} regime' if regime else ''}, {budget.name}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -219,22 +361,52 @@ def plot(path: Path, stats: dict[str, Any], budget: Budget) -> None:
 # -- main --------------------------------------------------------------------------------------------
 
 
-def run_ablation(args: argparse.Namespace, budget: Budget, command: str) -> None:
-    recipe_path = Path(args.recipe)
-    base_recipe = load_recipe(recipe_path)
-    base = RunLayout(Path(args.base_run).resolve())
-    work = WorkDir(args.work or ("runs/ablation-quick" if args.quick else "runs/ablation"))
-    out = Path(args.out)
-    suffix = "-quick" if args.quick else ""
-    os.environ.setdefault("POLARIS_QUIET", "1")
+def profile_histograms(work: WorkDir | Path, seeds: Sequence[int], digest: str) -> dict[int, list[int]]:
+    """The base model's difficulty histogram (solved 0/k..k/k) of each seed, from the per-seed caches."""
+    work = _work(work)
+    out = {}
+    for seed in seeds:
+        hist = profile_histogram(read_jsonl(work.profile(seed, digest)))
+        if hist:
+            out[seed] = hist
+    return out
 
-    from polaris.models.loading import set_threads
+
+def search_records(work: WorkDir | Path, variants: Sequence[str], seed: int) -> tuple[list[dict], str]:
+    """The temperature searches of the full variant's run at ``seed`` (or of the first variant run that
+    searched), as dicts, and where they come from."""
+    work = _work(work)
+    for variant in sorted(variants, key=lambda v: v != "full"):
+        if uses_search(variant):
+            records = read_searches(work.run(variant, seed))
+            if records:
+                return [r.to_dict() for r in records], (
+                    f"the {variant} variant, seed {seed}; stage 1 measures the base model, stage K the model "
+                    "after stage K-1"
+                )
+    return [], "no variant searched"
+
+
+def run_regime(
+    regime: Regime,
+    *,
+    recipe_path: Path,
+    base_run: Path,
+    paths: RegimePaths,
+    budget: Budget,
+    variants: Sequence[str],
+    command: str,
+) -> str:
+    """Run (or reuse) every variant and seed of one regime, write its results; returns its summary section."""
     from polaris.progress import log
 
-    set_threads()
+    base_recipe = load_recipe(recipe_path)
+    base = RunLayout(base_run.resolve())
+    work = WorkDir(paths.work)
     start = time.monotonic()
     ensure_base(base, base_recipe, source=str(recipe_path))
     stamp_work(work, base)
+    digest = model_digest(base)
     rollouts_per_step = base_recipe.train.batch_prompts * base_recipe.train.rollouts
     runs = []
     for seed in budget.seeds:
@@ -242,7 +414,7 @@ def run_ablation(args: argparse.Namespace, budget: Budget, command: str) -> None
         shared = variant_recipe(base_recipe, "full", seed=seed, budget=budget, base_run=base)
         base_acc = base_accuracy(shared, work, base)
         profile = shared_profile(shared, work, base)
-        for variant in args.variants:
+        for variant in variants:
             t0 = time.monotonic()
             recipe = variant_recipe(
                 base_recipe, variant, seed=seed, budget=budget, base_run=base, profile_records=profile
@@ -259,23 +431,122 @@ def run_ablation(args: argparse.Namespace, budget: Budget, command: str) -> None
             )
             runs.append(result)
             print(
-                f"[ablation] seed {seed} {variant:16s} avg@8 {100 * result.curve[0][1]:.1f} -> "
+                f"[ablation] {regime.name} seed {seed} {variant:16s} avg@8 {100 * result.curve[0][1]:.1f} -> "
                 f"{100 * result.curve[-1][1]:.1f}  zero-adv {100 * (result.zero_advantage_share or 0):.1f}%  "
+                f"rollouts {result.training_rollouts} (+{result.one_off_rollouts} one-off)  "
                 f"({time.monotonic() - t0:.0f}s)",
                 file=sys.stderr,
                 flush=True,
             )
-    log(f"[ablation] done in {(time.monotonic() - start) / 60:.1f} min")
+    wall = (time.monotonic() - start) / 60
+    log(f"[ablation] {regime.name} regime done in {wall:.1f} min")
     minutes = sum(r.seconds for r in runs) / 60  # the variant runs' steps, as their summaries record them
-    stats = summarize(runs, args.variants)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"ablation{suffix}.json").write_text(
-        json.dumps(results_data(runs, stats, budget, command, minutes), indent=1, default=list)
+    stats = summarize(runs, variants)
+    compared = comparisons(runs)
+    paragraph = plain_words(compared, regime.name)
+    histograms = profile_histograms(work, budget.seeds, digest)
+    searches, searches_from = search_records(work, variants, budget.seeds[0])
+    section = format_regime_section(
+        regime.name,
+        regime.description,
+        histograms,
+        searches,
+        searches_from,
+        stats,
+        paragraph,
+        command,
+        budget,
     )
-    markdown = format_markdown(stats, budget, command, minutes, describe_setting(base_recipe, budget))
-    (out / f"ablation{suffix}.md").write_text(markdown, encoding="utf-8")
-    plot(out / f"ablation{suffix}.png", stats, budget)
+    data = results_data(runs, stats, budget, command, minutes)
+    data.update(
+        regime=regime.name,
+        recipe=str(recipe_path),
+        base_run=str(base_run),
+        wall_minutes=wall,
+        comparisons=compared,
+        paragraph=paragraph,
+        profile_histograms=histograms,
+        temperature_searches=searches,
+        summary_section=section,
+    )
+    paths.json.parent.mkdir(parents=True, exist_ok=True)
+    paths.json.write_text(json.dumps(data, indent=1, default=list))
+    markdown = format_markdown(
+        stats,
+        budget,
+        command,
+        minutes,
+        describe_setting(base_recipe, budget),
+        regime=regime.name,
+        paragraph=paragraph,
+    )
+    paths.markdown.write_text(markdown, encoding="utf-8")
+    plot(paths.plot, stats, budget, regime.name)
     print(markdown)
+    return section
+
+
+def write_summary(out: str | Path, *, quick: bool) -> Path | None:
+    """The combined summary of every regime whose results (``ablation-REGIME[-quick].json``) are in ``out``."""
+    sections = []
+    for name in REGIMES:
+        data = read_json(regime_paths(name, quick=quick, out=out).json)
+        if data is not None and "summary_section" in data:
+            sections.append(data["summary_section"])
+    if not sections:
+        return None
+    lines = [
+        "# Ablation on the tiny setting: summary" + (" (--quick)" if quick else ""),
+        "",
+        "Per regime of the base model: its difficulty profile, the temperature searches, the final table "
+        "and what the numbers say in plain words. Full tables and curves: `ablation-REGIME"
+        + ("-quick" if quick else "")
+        + ".md` beside this file.",
+        "",
+        *TABLE_NOTES,
+        "",
+        *sections,
+    ]
+    path = summary_path(out, quick=quick)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def run_ablation(args: argparse.Namespace, budget: Budget, command: str) -> None:
+    os.environ.setdefault("POLARIS_QUIET", "1")
+    from polaris.models.loading import set_threads
+
+    set_threads()
+    names = regimes_of(args.regime)
+    variants = args.variants or list(QUICK_VARIANTS if args.quick else VARIANTS)
+    missing = sum(
+        not (RunLayout(args.base_run or REGIMES[n].base_run).model("base") / "config.json").exists()
+        for n in names
+    )
+    print(
+        f"[ablation] {', '.join(names)}: {budget.name}, {len(variants)} variants; estimated "
+        f"~{estimate_minutes(budget, variants, regimes=len(names), warm_starts=missing):.0f} min on 2 CPU cores"
+        + (f" ({missing} warm start(s) to make first)" if missing else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    for name in names:
+        regime = REGIMES[name]
+        paths = regime_paths(name, quick=args.quick, out=args.out)
+        if args.work:
+            paths = RegimePaths(Path(args.work), paths.markdown, paths.json, paths.plot)
+        run_regime(
+            regime,
+            recipe_path=Path(args.recipe or regime.recipe),
+            base_run=Path(args.base_run or regime.base_run),
+            paths=paths,
+            budget=budget,
+            variants=variants,
+            command=command,
+        )
+    summary = write_summary(args.out, quick=args.quick)
+    if summary is not None:
+        print(f"[ablation] summary: {summary}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -283,25 +554,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--quick", action="store_true", help="1 seed, 3 x 10 steps, 100 test problems (~10 min)"
+        "--regime", default="both", choices=[*REGIMES, "both"], help="which base model(s) (default both)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"1 seed, {'/'.join(QUICK_VARIANTS)}, {QUICK.stages} x {QUICK.steps_per_stage} steps (~6 min)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; --quick: 0)")
     parser.add_argument(
-        "--steps-per-stage", type=int, help="optimizer steps per stage (default 30; --quick: 10)"
+        "--stages",
+        type=int,
+        help=f"the recipe's first N stages (default {FULL.stages}; --quick: {QUICK.stages})",
     )
-    parser.add_argument("--eval-every", type=int, help="evaluate every N steps (default 15; --quick: 10)")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument(
-        "--recipe", default="recipes/tiny-cpu.yaml", help="the recipe the variants derive from"
+        "--steps-per-stage",
+        type=int,
+        help=f"optimizer steps per stage (default {FULL.steps_per_stage}; --quick: {QUICK.steps_per_stage})",
     )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        help=f"evaluate every N steps (default {FULL.eval_every}; --quick: {QUICK.eval_every})",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        help=f"default: all; --quick: {' '.join(QUICK_VARIANTS)}",
+    )
+    parser.add_argument("--recipe", help="the recipe the variants derive from (default: the regime's)")
     parser.add_argument(
         "--base-run",
-        default="runs/tiny-cpu",
-        help="run directory with the data and warm-started model (made if missing)",
+        help="run directory with the data and warm-started model, made if missing (default: the regime's)",
     )
-    parser.add_argument("--work", help="where the variant runs go (default runs/ablation[-quick])")
+    parser.add_argument("--work", help="where the variant runs go (default runs/ablation-REGIME[-quick])")
     parser.add_argument("--out", default="bench/results", help="results directory")
     args = parser.parse_args(argv)
+    if args.regime == "both" and (args.recipe or args.base_run or args.work):
+        parser.error("--recipe, --base-run and --work override one regime's: add --regime weak or strong")
 
     preset = QUICK if args.quick else FULL
     budget = Budget(
@@ -309,6 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps_per_stage=args.steps_per_stage or preset.steps_per_stage,
         eval_every=args.eval_every or preset.eval_every,
         eval_limit=preset.eval_limit,
+        stages=args.stages or preset.stages,
     )
     if budget.steps_per_stage % budget.eval_every:
         parser.error(
