@@ -155,3 +155,14 @@ def test_a_run_directory_belongs_to_the_recipe_values_not_to_the_file_text(tmp_p
     assert recipe_digest(load_recipe(REPO / "recipes" / "tiny-cpu.yaml", ["reward.require_think=true"])) == base
     assert recipe_digest(load_recipe(REPO / "recipes" / "tiny-cpu.yaml", ["seed=1"])) != base
     assert recipe_digest(load_recipe(REPO / "recipes" / "tiny-cpu.yaml", ["stages[2].steps=81"])) != base
+
+
+def test_training_anyway_after_a_stopped_profile_keeps_the_run_directory(tmp_path):
+    """The profile's stop message says to set profile.stop_without_signal=false and run again: same directory."""
+    from polaris.run.pipeline import recipe_digest
+
+    base = recipe_digest(load_recipe(REPO / "recipes" / "tiny-cpu.yaml"))
+    anyway = load_recipe(REPO / "recipes" / "tiny-cpu.yaml", ["profile.stop_without_signal=false"])
+    assert anyway.profile.stop_without_signal is False
+    assert recipe_digest(anyway) == base
+    assert recipe_digest(load_recipe(REPO / "recipes" / "tiny-cpu.yaml", ["profile.k=4"])) != base

@@ -34,6 +34,11 @@ from polaris.run.layout import RunLayout
 from polaris.run.plan import build_plan
 
 
+#: Keys that decide whether a run goes on, not what it computes: changing them to resume a stopped run (as the
+#: profile's stop message advises) keeps the run directory's recipe.
+NOT_IN_DIGEST = (("profile", "stop_without_signal"),)
+
+
 def recipe_digest(recipe: RecipeConfig) -> str:
     """A fingerprint of the recipe's values that differ from the defaults.
 
@@ -41,7 +46,10 @@ def recipe_digest(recipe: RecipeConfig) -> str:
     (a key added to polaris later, with a default, does not turn existing run directories into
     another recipe's).
     """
-    changed = _changed(to_dict(recipe), to_dict(RecipeConfig()))
+    values = to_dict(recipe)
+    for section, key in NOT_IN_DIGEST:
+        values[section].pop(key, None)
+    changed = _changed(values, to_dict(RecipeConfig()))
     return hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:16]
 
 
