@@ -7,6 +7,8 @@
   matching (nested braces and escaped ``\\{`` ``\\}`` handled), ``\\boxed {x}`` with spaces, and
   ``\\boxed 5`` without braces (one token). When the last box sits inside an earlier box (``\\boxed{a
   \\fbox{b}}``), the outer box is the answer.
+* :func:`unwrap_boxes` — an answer that is itself one whole box (``\\boxed{3}``, what
+  :func:`extract_boxed` gives for ``\\boxed{\\boxed{3}}``) is graded as that box's content.
 
 Everything here is plain string scanning with bounded work per box, so a 1 MB response costs a few
 ``str.rfind`` calls: a box whose closing brace is not within :data:`MAX_BOX_CHARS` characters (a
@@ -101,3 +103,20 @@ def extract_boxed(text: str) -> str | None:
             content, start = outer[0], outer_start
         pos = outer_start
     return content
+
+
+def unwrap_boxes(answer: str) -> str:
+    """``answer`` without boxes that wrap all of it: ``\\boxed{3}`` or ``\\fbox{\\boxed{3}}`` -> ``3``.
+
+    What :func:`extract_boxed` returns for a box in a box; the grader compares the inner content
+    (``\\boxed{\\boxed{5.}}`` is the answer ``5.``). ``\\boxed{a} + \\boxed{b}`` is left as it is.
+    """
+    for _ in range(_MAX_ENCLOSING_CHECKS):
+        text = answer.strip()
+        if not text.startswith(_COMMANDS):
+            break
+        box = _box_at(text, 0)
+        if box is None or box is _UNCLOSED or box[1] != len(text):
+            break
+        answer = box[0]
+    return answer

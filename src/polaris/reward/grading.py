@@ -110,7 +110,7 @@ def grade_batch(
             verdicts.append(p.verdict)
             continue
         result = results[check_index[(p.answer, p.truths)]] or (0.0, False)
-        verdicts.append(Verdict(result[0], p.answer, result[1]))
+        verdicts.append(Verdict(result[0], p.extracted, result[1]))
     pool.count("timeouts", sum(v.timed_out for v in verdicts))
     return verdicts
 

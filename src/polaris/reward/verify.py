@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from polaris.reward.extract import answer_region, extract_boxed
+from polaris.reward.extract import answer_region, extract_boxed, unwrap_boxes
 
 GroundTruth = str | int | float | list[str]
 T = TypeVar("T")
@@ -364,30 +364,39 @@ class Prepared:
 
     verdict: Verdict | None
     answer: str = ""
+    """What math-verify compares: the extracted answer, less any box that wraps all of it."""
     truths: tuple[str, ...] = ()
+    extracted: str | None = None
+    """The extracted answer as :class:`Verdict` reports it."""
 
 
 def prepare(response: str, ground_truth: Any, *, require_think: bool) -> Prepared:
     """Extraction and the exact/number comparison; math-verify is left to the caller."""
     region = answer_region(response, require_think=require_think)
     extracted = extract_boxed(region) if region is not None else None
-    if not extracted:
+    answer = unwrap_boxes(extracted) if extracted else ""  # a box in a box: grade the inner content
+    if not answer.strip():
         return Prepared(Verdict(0.0, extracted, False))
     truths = ground_truth_alternatives(ground_truth)
     undecided = []
     for t in truths:
-        quick = quick_match(extracted, t)
+        quick = quick_match(answer, t)
         if quick:
             return Prepared(Verdict(1.0, extracted, False))
         if quick is None:
             undecided.append(t)
-    if not undecided or not symbolic_possible(extracted):
+    if not undecided or not symbolic_possible(answer):
         return Prepared(Verdict(0.0, extracted, False))
-    return Prepared(None, extracted, tuple(undecided))
+    return Prepared(None, answer, tuple(undecided), extracted)
 
 
 def check_with_deadline(answer: str, truths: Sequence[str], timeout: float) -> tuple[float, bool]:
-    """(score, timed_out) of math-verify under a signal deadline (main thread only)."""
+    """(score, timed_out) of math-verify under a signal deadline (main thread only).
+
+    The first call in a process imports math-verify and sympy (about a second, more on a loaded
+    machine) before the deadline starts: that one-time cost is no part of any answer's time.
+    """
+    _math_verify()
     matched, timed_out = call_with_deadline(lambda: symbolic_match(answer, truths), timeout)
     return (1.0 if matched else 0.0), timed_out
 
@@ -398,4 +407,4 @@ def grade_in_process(response: str, ground_truth: Any, *, require_think: bool, t
     if p.verdict is not None:
         return p.verdict
     score, timed_out = check_with_deadline(p.answer, p.truths, timeout)
-    return Verdict(score, p.answer, timed_out)
+    return Verdict(score, p.extracted, timed_out)
