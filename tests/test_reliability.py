@@ -90,3 +90,203 @@ def test_a_nan_loss_is_refused_before_anything_is_updated(tiny_model_dir, tmp_pa
     assert (work / "checkpoint-1" / "polaris_state.json").exists()
     weights = load_file(next((work / "checkpoint-1").glob("*.safetensors")))
     assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+# -- torn checkpoints, torn logs, a full disk ---------------------------------------------------------
+
+
+def _checkpoint(root, step: int):
+    """A checkpoint folder with the kinds of files a TRL save writes (weights, a torch archive, JSON)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from polaris.train.grpo import STATE_FILE
+
+    ckpt = root / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True)
+    save_file({"w": torch.full((64, 64), float(step))}, ckpt / "model.safetensors")
+    torch.save({"state": {0: {"exp_avg": torch.ones(256) * step}}}, ckpt / "optimizer.pt")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (ckpt / STATE_FILE).write_text(json.dumps({"stage": 1, "store": {}}))
+    return ckpt
+
+
+@pytest.mark.parametrize("damage", ["cut weights", "cut optimizer", "flipped optimizer byte", "torn json"])
+def test_a_damaged_latest_checkpoint_is_set_aside_and_the_previous_one_used(tmp_path, damage, capsys):
+    from polaris.train.stages import checkpoint_damage, complete_checkpoint
+
+    work = tmp_path / "work"
+    _checkpoint(work, 2)
+    latest = _checkpoint(work, 4)
+    assert checkpoint_damage(latest) is None
+    if damage == "cut weights":
+        path = latest / "model.safetensors"
+        path.write_bytes(path.read_bytes()[:-100])
+    elif damage == "cut optimizer":
+        path = latest / "optimizer.pt"
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "flipped optimizer byte":
+        import zipfile
+
+        path = latest / "optimizer.pt"
+        with zipfile.ZipFile(path) as z:  # a byte inside a stored tensor: only the CRC can tell
+            info = next(i for i in z.infolist() if i.file_size >= 1024)
+        data = bytearray(path.read_bytes())
+        head = info.header_offset  # local header: 30 bytes, then the name and the (padded) extra field
+        start = head + 30 + int.from_bytes(data[head + 26 : head + 28], "little") + \
+            int.from_bytes(data[head + 28 : head + 30], "little")
+        data[start + 10] ^= 0xFF
+        path.write_bytes(bytes(data))
+    else:
+        path = latest / "trainer_state.json"
+        path.write_text('{"global_st')
+    assert checkpoint_damage(latest) is not None
+    assert complete_checkpoint(work) == work / "checkpoint-2"
+    assert sorted(p.name for p in work.iterdir()) == ["checkpoint-2", "torn-checkpoint-4"]
+    err = capsys.readouterr().err
+    assert "checkpoint-4 is damaged" in err and path.name in err and "falling back to the previous" in err
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_removed(tmp_path):
+    from polaris.train.grpo import STATE_FILE
+    from polaris.train.stages import complete_checkpoint
+
+    work = tmp_path / "work"
+    _checkpoint(work, 2)
+    (_checkpoint(work, 4) / STATE_FILE).unlink()  # the state is the last file a save writes
+    assert complete_checkpoint(work) == work / "checkpoint-2"
+    assert sorted(p.name for p in work.iterdir()) == ["checkpoint-2"]
+
+
+def test_an_append_after_a_torn_last_line_starts_a_line_of_its_own(tmp_path):
+    from polaris.io import append_jsonl, read_jsonl
+
+    log = tmp_path / "metrics.jsonl"
+    append_jsonl(log, {"step": 1})
+    with open(log, "a") as f:
+        f.write('{"step": 2, "loss"')  # a kill (or a full disk) in the middle of a write
+    assert read_jsonl(log) == [{"step": 1}]
+    append_jsonl(log, {"step": 2, "loss": 0.5})
+    assert log.read_text() == '{"step": 1}\n{"step": 2, "loss": 0.5}\n'
+    torn_only = tmp_path / "torn.jsonl"
+    torn_only.write_text('{"st')
+    append_jsonl(torn_only, {"step": 1})
+    assert read_jsonl(torn_only) == [{"step": 1}]
+
+
+def test_a_full_disk_is_a_clear_error_with_its_own_exit_status(monkeypatch, capsys):
+    import errno
+
+    from polaris import cli, commands
+
+    class SafetensorError(Exception):  # how safetensors reports the operating system's error
+        pass
+
+    def full_at_checkpoint(config):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as e:
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)") from e
+
+    monkeypatch.setattr(commands, "report_main", full_at_checkpoint)
+    assert main(["report", "somewhere"]) == cli.DISK_FULL == 3
+    err = capsys.readouterr().err
+    assert err.startswith("polaris report: no space left on the device")
+    assert "run the same command to resume" in err
+
+    def full_writing(config):
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/x/report.md")
+
+    monkeypatch.setattr(commands, "report_main", full_writing)
+    assert main(["report", "somewhere"]) == 3
+    assert "writing runs/x/report.md" in capsys.readouterr().err
+
+    def bug(config):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(commands, "report_main", bug)
+    with pytest.raises(PermissionError):  # any other error keeps its traceback
+        main(["report", "somewhere"])
+
+
+# -- the vLLM server of server mode ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_vllm_server_is_named_within_its_timeout():
+    import time
+
+    from polaris.train.server import wait_for_server
+
+    port = _free_port()  # nothing listens there
+    start = time.monotonic()
+    with pytest.raises(RunError, match=rf"the vLLM server at 127\.0\.0\.1:{port} did not answer within 1\.5s"):
+        wait_for_server("127.0.0.1", port, 1.5, poll=0.2)
+    assert time.monotonic() - start < 1.5 + 1.0
+
+
+def test_a_vllm_server_that_comes_up_is_waited_for():
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from polaris.train.server import wait_for_server
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health/" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    port = _free_port()
+    server: list[HTTPServer] = []
+
+    def start_late():
+        time.sleep(0.6)
+        server.append(HTTPServer(("127.0.0.1", port), Health))
+        server[0].serve_forever()
+
+    threading.Thread(target=start_late, daemon=True).start()
+    try:
+        waited = wait_for_server("127.0.0.1", port, 10.0, poll=0.1)
+        assert 0.5 < waited < 5.0
+    finally:
+        if server:
+            server[0].shutdown()
+
+
+def test_a_server_lost_mid_stage_is_named_and_other_errors_are_not():
+    from polaris.train.server import lost_server
+
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError as inner:
+            raise RuntimeError("generation failed") from inner
+    except RuntimeError as e:
+        lost = lost_server(e, "10.0.0.5", 8001)
+    assert isinstance(lost, RunError)
+    assert "lost the vLLM server at 10.0.0.5:8001" in str(lost) and "run the same command to resume" in str(lost)
+    assert lost_server(ValueError("a bug"), "10.0.0.5", 8001) is None
+
+
+def test_the_train_step_reaches_the_server_before_any_model_loads(monkeypatch):
+    from polaris.config import load_recipe
+    from polaris.run import steps
+
+    port = _free_port()
+    recipe = load_recipe(None, ["model.path=some/model", "train.engine.backend=vllm", "train.engine.vllm_mode=server",
+                                f"train.engine.vllm_port={port}", "train.engine.vllm_server_timeout=0.5"])
+    with pytest.raises(RunError, match=rf"127\.0\.0\.1:{port} did not answer within 0\.5s"):
+        steps.check_training_engine(recipe)

@@ -161,6 +161,10 @@ WRAPPER = textwrap.dedent(
             time.sleep(3600)
         if answer == "CRASH":
             os._exit(3)
+        if answer.startswith("SLOW "):  # a long check: time for the test to kill this worker from outside
+            open(os.environ["POLARIS_TEST_SLOW_MARK"], "w").write(str(os.getpid()))
+            time.sleep(float(os.environ.get("POLARIS_TEST_SLOW_SECONDS", "0")))
+            answer = answer[5:]
         return _grade(answer, truths, timeout)
 
     _worker.grade_item = grade_item
@@ -198,15 +202,57 @@ def test_stuck_worker_is_killed_and_replaced(wrapper_command: list[str]) -> None
         p.close()
 
 
-def test_crashing_worker_costs_one_item(wrapper_command: list[str]) -> None:
+def test_an_item_that_crashes_two_workers_costs_only_itself(wrapper_command: list[str]) -> None:
     p = VerifierPool(1, command=wrapper_command)
     try:
         before = stats()
         results = p.run([("2", ("2",)), ("CRASH", ("1",)), ("\\frac{6}{3}", ("2",))], TIMEOUT)
         assert results == [(1.0, False), (0.0, False), (1.0, False)]
         after = stats()
-        assert after["worker_crashes"] == before["worker_crashes"] + 1
+        assert after["worker_crashes"] == before["worker_crashes"] + 2  # the first crash is retried
+        assert after["retried"] == before["retried"] + 1
         assert after["unscored"] == before["unscored"] + 1
+    finally:
+        p.close()
+
+
+def test_a_worker_killed_mid_batch_is_replaced_and_the_verdicts_do_not_change(
+        wrapper_command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+    import threading
+
+    mark = tmp_path / "slow.pid"
+    monkeypatch.setenv("POLARIS_TEST_SLOW_MARK", str(mark))
+    items = [("2", ("2",)), ("\\frac{1}{2}", ("0.5",)), ("SLOW 7", ("7",)), ("3", ("4",)), ("x+x", ("2x",))]
+    p = VerifierPool(1, command=wrapper_command)
+    try:
+        clean = p.run(items, TIMEOUT)
+        assert clean == [(1.0, False), (1.0, False), (1.0, False), (0.0, False), (1.0, False)]
+        mark.unlink()
+        monkeypatch.setenv("POLARIS_TEST_SLOW_SECONDS", "0.3")
+        p.close()
+        p = VerifierPool(1, command=wrapper_command)  # its worker sleeps 0.3 s in the SLOW item
+        killed: list[int] = []
+
+        def kill_when_slow() -> None:
+            deadline = time.monotonic() + 30
+            while not mark.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            pid = int(mark.read_text())
+            mark.unlink()  # the retry writes it again; only the first worker is killed
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+        killer = threading.Thread(target=kill_when_slow)
+        before = stats()
+        killer.start()
+        again = p.run(items, TIMEOUT)
+        killer.join()
+        assert killed and killed[0] not in p.pids
+        assert again == clean
+        after = stats()
+        assert after["retried"] == before["retried"] + 1
+        assert after["unscored"] == before["unscored"]
     finally:
         p.close()
 

@@ -5,12 +5,13 @@ function, both in :mod:`polaris.commands` (or :mod:`polaris.grade`). Config modu
 heavy at module level, so ``polaris --help`` stays fast.
 
 A :class:`polaris.errors.PolarisError` (a bad recipe key, a malformed row, a backend that is not
-installed, ...) is printed as ``polaris COMMAND: message`` without a traceback, with exit status 2;
-anything else is a bug and keeps its traceback.
+installed, ...) is printed as ``polaris COMMAND: message`` without a traceback, with exit status 2; a
+full disk likewise, with exit status 3; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -30,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 #: Exit status of an error the user can act on (bad input, bad settings).
 USAGE_ERROR = 2
+#: Exit status when the disk (or the quota) is full: nothing half-written stays, the same command resumes.
+DISK_FULL = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,6 +56,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PolarisError as e:
         print(f"polaris {name}: {e}", file=sys.stderr)
         return USAGE_ERROR
+    except Exception as e:
+        full = disk_full(e)
+        if full is None:
+            raise
+        print(f"polaris {name}: no space left on the device ({full}). Files are written whole or not at all "
+              "and a checkpoint is used only once complete: free some space and run the same command to "
+              "resume", file=sys.stderr)
+        return DISK_FULL
+
+
+def disk_full(error: BaseException) -> str | None:
+    """What ran out of space, when ``error`` (or an error it came from) is a full disk or quota; else ``None``.
+
+    Libraries that write checkpoints wrap the operating system's error in their own (safetensors: \"I/O error:
+    No space left on device (os error 28)\"), so the message is read too.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"writing {e.filename}" if e.filename else (e.strerror or "ENOSPC")
+        text = str(e)
+        for sign in ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122"):
+            if sign in text:
+                return text.strip().splitlines()[0][:200]
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def entry_point() -> None:

@@ -45,16 +45,39 @@ def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
 
 
 def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Append one record as a single write, flushed to disk; a torn last line is skipped on read."""
+    """Append one record as a single write, flushed to disk.
+
+    A last line left without its newline (a kill or a full disk mid-write) is cut off first, so the
+    new record starts a line of its own; :func:`read_jsonl` skips such a line while it is last.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        end = os.lseek(fd, 0, os.SEEK_END)
+        if end and os.pread(fd, 1, end - 1) != b"\n":
+            os.ftruncate(fd, _last_newline(fd, end))
+            end = os.lseek(fd, 0, os.SEEK_END)
+        written = 0
+        while written < len(line):  # a short write (a nearly full disk) goes on; a full one raises
+            written += os.pwrite(fd, line[written:], end + written)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _last_newline(fd: int, end: int) -> int:
+    """The offset just past the last ``\\n`` before ``end`` (0 when there is none)."""
+    pos = end
+    while pos > 0:
+        start = max(0, pos - 65536)
+        chunk = os.pread(fd, pos - start, start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        pos = start
+    return 0
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -28,3 +28,10 @@ def log(message: str) -> None:
 
     if not quiet():
         print(message, file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    """A line the person running polaris must see (something was set aside or fell back): always shown."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)

@@ -18,13 +18,16 @@ by item. Each item gets ``timeout`` seconds inside the worker (a signal deadline
 scores 0 with ``timed_out=True`` and the worker carries on) and ``timeout + grace`` seconds in the
 parent; past that the worker is killed (SIGKILL), the item scores 0 with ``timed_out=True``, the
 rest of its chunk goes back to its queue and a new worker is started. A worker that dies mid-item
-(a crash, the memory limit) costs that item (score 0, counted in ``unscored``) and is replaced.
+(killed from outside, a crash, the memory limit) is replaced and the item is graded again on the new
+one (counted in ``retried``), so the batch's verdicts do not change; an item under which a second
+worker dies is the cause, and scores 0 (counted in ``unscored``).
 If workers cannot be started at all the pool reports the items it could not score (``None``) and
 the caller falls back (:mod:`polaris.reward.grading`).
 
 Counters (:func:`stats`): ``timeouts`` — graded items that ran out of time, in or out of the pool;
 ``workers_killed`` — workers killed at the hard deadline; ``worker_crashes`` — workers that died
-on their own; ``unscored`` — items scored 0 because no checker could run them.
+on their own; ``retried`` — items graded again after their worker died; ``unscored`` — items scored 0
+because no checker could run them.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ MAX_START_FAILURES = 3
 Item = tuple[str, tuple[str, ...]]
 Result = tuple[float, bool]
 
-_counters = {"timeouts": 0, "workers_killed": 0, "worker_crashes": 0, "unscored": 0}
+_counters = {"timeouts": 0, "workers_killed": 0, "worker_crashes": 0, "retried": 0, "unscored": 0}
 _counters_lock = threading.Lock()
 
 
@@ -212,6 +215,7 @@ class VerifierPool:
         for i in sorted(range(len(items)), key=lambda i: -cost_hint(items[i])):
             queues[zlib.crc32("\x00".join(items[i][1]).encode("utf-8", "surrogatepass")) % self.size].append(i)
         done = [False] * len(items)
+        crashed: set[int] = set()  # items whose worker died under them once
         left = len(items)
         chunk = max(1, min(CHUNK_MAX, len(items) // (64 * self.size)))  # small chunks: an even finish
 
@@ -245,11 +249,17 @@ class VerifierPool:
                 if killed:
                     finish(current, (0.0, True))
                     count("workers_killed")
+                    queues[slot].extendleft(reversed(rest))
                 else:
-                    finish(current, (0.0, False))
                     count("worker_crashes")
-                    count("unscored")
-                queues[slot].extendleft(reversed(rest))
+                    if current in crashed:  # it killed a second worker: the item is the cause
+                        finish(current, (0.0, False))
+                        count("unscored")
+                        queues[slot].extendleft(reversed(rest))
+                    else:  # a worker killed from outside (or the item's first crash): grade it again
+                        crashed.add(current)
+                        count("retried")
+                        queues[slot].extendleft(reversed([current, *rest]))
             elif not w.ready:
                 self._start_failed()
             else:

@@ -443,10 +443,16 @@ VLLM_TRAINING_NEEDS_GPU = (
 
 
 def check_training_engine(recipe) -> None:
-    """Refuse vLLM training rollouts without a GPU, before any model loads."""
+    """Before any model loads: reach the vLLM server of server mode (:func:`polaris.train.server.wait_for_server`),
+    and refuse vLLM training rollouts without a GPU."""
     import torch
 
-    if recipe.train.engine.backend == "vllm" and not torch.cuda.is_available():
+    engine = recipe.train.engine
+    if engine.backend == "vllm" and engine.vllm_mode == "server":
+        from polaris.train.server import wait_for_server
+
+        wait_for_server(engine.vllm_host, engine.vllm_port, engine.vllm_server_timeout)
+    if engine.backend == "vllm" and not torch.cuda.is_available():
         raise RecipeError(VLLM_TRAINING_NEEDS_GPU)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from polaris.config import TrainSettings, batch_split
 from polaris.data.problem import Problem, build_messages
 from polaris.io import append_jsonl, read_jsonl, write_json
-from polaris.progress import log
+from polaris.progress import log, warn
 from polaris.recipe import DifficultyLog
 
 # -- metrics -----------------------------------------------------------------------------------------
@@ -216,20 +216,69 @@ def vllm_settings(stage: StageRun, train: TrainSettings) -> dict[str, Any]:
 
 
 def complete_checkpoint(out_dir: Path) -> Path | None:
-    """The newest checkpoint whose recipe state was written (so every file before it was too).
+    """The newest checkpoint that is complete and readable.
 
-    Newer, incomplete checkpoints (a kill during a save) are removed.
+    A checkpoint is complete once its recipe state is written (the last file of a save): newer ones
+    without it (a kill or a full disk during a save) are removed. A complete one whose files do not
+    read back (:func:`checkpoint_damage`: a torn or corrupt file) is set aside as ``torn-checkpoint-N``
+    and the previous one is used, with a message saying so.
     """
     from polaris.train.grpo import STATE_FILE
 
     if not out_dir.exists():
         return None
-    checkpoints = sorted((p for p in out_dir.glob("checkpoint-*") if p.is_dir()),
+    checkpoints = sorted((p for p in out_dir.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()),
                          key=lambda p: int(p.name.split("-")[1]), reverse=True)
     for ckpt in checkpoints:
-        if (ckpt / STATE_FILE).exists():
+        if not (ckpt / STATE_FILE).exists():
+            shutil.rmtree(ckpt, ignore_errors=True)
+            continue
+        damage = checkpoint_damage(ckpt)
+        if damage is None:
             return ckpt
-        shutil.rmtree(ckpt, ignore_errors=True)
+        aside = ckpt.with_name(f"torn-{ckpt.name}")
+        shutil.rmtree(aside, ignore_errors=True)
+        ckpt.rename(aside)
+        warn(f"[polaris] {ckpt} is damaged ({damage}); set aside as {aside.name}, falling back to the "
+             "previous checkpoint")
+    return None
+
+
+def checkpoint_damage(ckpt: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (``None``: it reads back whole).
+
+    Checks every file the resume reads, without loading tensors: JSON files parse, safetensors files
+    are as long as their header says, and torch archives (``*.pt``, ``*.pth``: zip files) pass their
+    CRC check.
+    """
+    import json
+    import struct
+    import zipfile
+
+    for path in sorted(ckpt.rglob("*")):
+        if not path.is_file():
+            continue
+        name = path.relative_to(ckpt)
+        try:
+            if path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+            elif path.suffix == ".safetensors":
+                with open(path, "rb") as f:
+                    head = f.read(8)
+                    if len(head) < 8:
+                        return f"{name}: cut short"
+                    (size,) = struct.unpack("<Q", head)
+                    header = json.loads(f.read(size))
+                end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+                if path.stat().st_size != 8 + size + end:
+                    return f"{name}: {path.stat().st_size} bytes, its header says {8 + size + end}"
+            elif path.suffix in (".pt", ".pth", ".bin"):
+                with zipfile.ZipFile(path) as z:
+                    bad = z.testzip()
+                if bad is not None:
+                    return f"{name}: member {bad} fails its CRC check"
+        except (OSError, ValueError, KeyError, TypeError, struct.error, zipfile.BadZipFile) as e:
+            return f"{name}: {type(e).__name__}: {e}"
     return None
 
 
@@ -262,6 +311,7 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
 
     from polaris.models.loading import load_model
     from polaris.train.grpo import STATE_FILE, PolarisGRPOTrainer, RecipeRuntime
+    from polaris.train.server import lost_server
 
     overrides = {"max_position_embeddings": max_position_embeddings} if max_position_embeddings else {}
     model, tokenizer = load_model(model_dir, dtype=dtype, **overrides)
@@ -298,6 +348,7 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
     truncate_metrics(runtime.decisions_path, stage.index, step)  # each rank its own audit log
     if state.is_main_process:
         truncate_metrics(paths.metrics, stage.index, step)
+        truncate_metrics(paths.difficulty, stage.index, step)
     config = grpo_config(stage, train, paths.work, seed=seed, num_processes=state.num_processes,
                          use_cpu=not _has_gpu(), bf16=dtype == "bfloat16")
     callback = RecipeCallback(runtime, paths.metrics, paths.tensorboard,
@@ -305,7 +356,15 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
                                      "recipe/problems": float(len(stage.problems))})
     trainer = PolarisGRPOTrainer(model=model, args=config, train_dataset=build_dataset(stage.problems),
                                  processing_class=tokenizer, runtime=runtime, callbacks=[callback, *callbacks])
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except Exception as e:
+        engine = train.engine
+        lost = lost_server(e, engine.vllm_host, engine.vllm_port) if engine.vllm_mode == "server" and \
+            engine.backend == "vllm" else None
+        if lost is not None:
+            raise lost from e
+        raise
     trainer.save_model(str(paths.model))  # every rank: ZeRO-3/FSDP weights are gathered collectively
     if state.is_main_process:
         tokenizer.save_pretrained(paths.model)
