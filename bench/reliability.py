@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from polaris.run.layout import RunLayout  # noqa: E402
+from polaris.train.grpo import STATE_FILE  # noqa: E402
 
 RECIPE = """\
 name: reliability
@@ -58,6 +59,9 @@ stages:
   - {steps: 6, max_response_tokens: 80, temperature: 1.0}
 eval: {benchmarks: ["builtin:arith-test"], k: 4, temperature: 0.6, max_new_tokens: 80}
 """
+
+#: Training steps per stage in :data:`RECIPE`.
+STEPS = 6
 
 #: The interruptions of the kill run, in pipeline order: (kind, where). ``kill`` is a SIGKILL at a random
 #: moment inside the step; ``checkpoint`` a SIGKILL while a checkpoint is being written; ``enospc`` a
@@ -78,6 +82,9 @@ PLAN = [
     ("enospc", "/report"),
     ("kill", "report"),
 ]
+
+#: The two run directories compared (their paths appear in some values).
+ROOTS: list[Path] = []
 
 #: Values that measure time or memory, not the run's outcome.
 VOLATILE = ("time", "runtime", "per_second", "seconds", "peak_rss", "rss_mb")
@@ -174,7 +181,7 @@ def saving_checkpoint(layout: RunLayout, stage: int) -> Path | None:
     work = layout.stage_work(stage)
     if not work.is_dir():
         return None
-    return next((p for p in work.glob("checkpoint-*") if not (p / "polaris_state.json").exists()), None)
+    return next((p for p in work.glob("checkpoint-*") if not (p / STATE_FILE).exists()), None)
 
 
 def kill(proc: subprocess.Popen) -> None:
@@ -206,38 +213,55 @@ def interrupt(kind: str, where: str, recipe: Path, layout: RunLayout, log: Path,
     else:
         landed = ""
     proc = start_run(recipe, layout.root, log)
-    target_stage = int(where.split(":")[1]) if kind == "checkpoint" else None
-    delay = None
-    started = None
+    steps_before = _stage_records(layout, where)
+    delay, started, waited_for = None, None, False
     while proc.poll() is None:
         step = running_step(layout)
+        if step is None:
+            time.sleep(0.002)
+            continue
+        if step != where and waited_for:  # the target step ended before the kill: kill in the next one
+            kill(proc)
+            return {"kind": "kill", "where": where, "exit": -9, "landed": f"{landed} {step} (just after {where})"}
+        if step != where:
+            time.sleep(0.002)
+            continue
+        waited_for = True
         if kind == "checkpoint":
-            ckpt = saving_checkpoint(layout, target_stage) if step == where else None
+            ckpt = saving_checkpoint(layout, int(where.split(":")[1]))
             if ckpt is not None:
                 kill(proc)
                 return {"kind": "kill", "where": f"{where} checkpoint write", "exit": -9,
                         "landed": f"{step}, writing {ckpt.name} ({len(list(ckpt.iterdir()))} files so far)"}
-        elif step == where:
-            if started is None:
-                started = time.monotonic()
-                delay = rng.uniform(0.1, 0.8) * durations.get(where, 1.0)
-            if time.monotonic() - started >= delay:
-                now = running_step(layout)
-                kill(proc)
-                extra = ""
-                if now and now.startswith("train:"):
-                    steps_done = [r for r in RunLayout(layout.root).read_metrics(dedupe=False)
-                                  if r.get("stage") == int(now.split(":")[1])]
-                    extra = f", after {len(steps_done)} step record(s)"
-                return {"kind": "kill", "where": where, "exit": -9,
-                        "landed": f"{landed} {now} at {delay:.1f}s{extra}".strip()}
-        time.sleep(0.005)
-    return {"kind": kind, "where": where, "landed": "(step passed before the kill; run finished)", "exit": proc.returncode}
+            time.sleep(0.001)
+            continue
+        if where.startswith("train:") and _stage_records(layout, where) <= steps_before:
+            time.sleep(0.002)  # a training step: only once this attempt has finished one
+            continue
+        if started is None:
+            started = time.monotonic()
+            per_step = durations.get(where, 1.0) / max(1, STEPS) if where.startswith("train:") else None
+            delay = rng.uniform(0.0, 1.0) * per_step if per_step else rng.uniform(0.05, 0.6) * durations.get(where, 1.0)
+        if time.monotonic() - started >= delay:
+            kill(proc)
+            done = _stage_records(layout, where)
+            extra = f", {done} step(s) of the stage done" if where.startswith("train:") else ""
+            return {"kind": "kill", "where": where, "exit": -9,
+                    "landed": f"{landed} {where} at {delay:.2f}s{extra}".strip()}
+        time.sleep(0.002)
+    return {"kind": kind, "where": where, "landed": "(the run finished first)", "exit": proc.returncode}
+
+
+def _stage_records(layout: RunLayout, where: str) -> int:
+    if not where.startswith("train:"):
+        return 0
+    stage = int(where.split(":")[1])
+    return sum(1 for r in RunLayout(layout.root).read_metrics(dedupe=False) if r.get("stage") == stage)
 
 
 def kill_resume(work: Path, seed: int, enospc: Path | None) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
-    recipe = work / "recipe.yaml"
+    recipe = work / "reliability.yaml"
     recipe.write_text(RECIPE)
     reference, broken = RunLayout(work / "reference"), RunLayout(work / "interrupted")
     rows: list[dict[str, Any]] = []
@@ -280,6 +304,9 @@ def kill_resume(work: Path, seed: int, enospc: Path | None) -> dict[str, Any]:
 
 
 def _outcome(record: Any) -> Any:
+    """What a run computed: timings, memory peaks and the run directory's own path left out."""
+    if isinstance(record, str):
+        return record.replace(str(ROOTS[0]), "RUN").replace(str(ROOTS[1]), "RUN") if ROOTS else record
     if isinstance(record, dict):
         return {k: _outcome(v) for k, v in record.items() if not any(t in k for t in VOLATILE)}
     if isinstance(record, list):
@@ -311,9 +338,10 @@ def compare_logs(name: str, a: list[dict[str, Any]], b: list[dict[str, Any]], ke
 def compare(a: RunLayout, b: RunLayout) -> list[dict[str, Any]]:
     from safetensors.torch import load_file
 
+    ROOTS[:] = [a.root, b.root]
     out = [
-        compare_logs("logs/metrics.jsonl", _jsonl(a.metrics), _jsonl(b.metrics), lambda r: (r["stage"], r["step"])),
-        compare_logs("logs/difficulty.jsonl", _jsonl(a.difficulty), _jsonl(b.difficulty),
+        compare_logs("metrics log", _jsonl(a.metrics), _jsonl(b.metrics), lambda r: (r["stage"], r["step"])),
+        compare_logs("difficulty log", _jsonl(a.difficulty), _jsonl(b.difficulty),
                      lambda r: (r["stage"], r["step"])),
     ]
     for stage in (1, 2):

@@ -290,3 +290,24 @@ def test_the_train_step_reaches_the_server_before_any_model_loads(monkeypatch):
                                 f"train.engine.vllm_port={port}", "train.engine.vllm_server_timeout=0.5"])
     with pytest.raises(RunError, match=rf"127\.0\.0\.1:{port} did not answer within 0\.5s"):
         steps.check_training_engine(recipe)
+
+
+def test_a_write_that_fills_the_disk_names_its_file(tmp_path, monkeypatch):
+    import errno
+
+    from polaris import io
+
+    target = tmp_path / "profile" / "records.jsonl"
+    with pytest.raises(OSError) as caught, io.atomic_path(target) as tmp:
+        tmp.write_text("{}")
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a failed write() reports it: no file
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert not target.exists() and list(target.parent.iterdir()) == []  # nothing half-written stays
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "pwrite", full)
+    with pytest.raises(OSError) as caught:
+        io.append_jsonl(tmp_path / "metrics.jsonl", {"step": 1})
+    assert caught.value.filename == str(tmp_path / "metrics.jsonl")

@@ -21,11 +21,14 @@ def test_namespace_metrics():
 
 
 def test_complete_checkpoint_skips_and_removes_torn_saves(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
     assert complete_checkpoint(tmp_path / "missing") is None
     for step, complete in [(2, True), (4, True), (6, False)]:
         ckpt = tmp_path / f"checkpoint-{step}"
         ckpt.mkdir()
-        (ckpt / "model.safetensors").write_text("x")
+        save_file({"w": torch.zeros(3)}, ckpt / "model.safetensors")
         if complete:
             (ckpt / STATE_FILE).write_text("{}")
     assert complete_checkpoint(tmp_path) == tmp_path / "checkpoint-4"

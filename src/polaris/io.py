@@ -22,6 +22,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        raise _named(e, path) from e
     finally:
         if tmp.exists():
             if tmp.is_dir():
@@ -63,8 +65,17 @@ def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
         while written < len(line):  # a short write (a nearly full disk) goes on; a full one raises
             written += os.pwrite(fd, line[written:], end + written)
         os.fsync(fd)
+    except OSError as e:
+        raise _named(e, path) from e
     finally:
         os.close(fd)
+
+
+def _named(error: OSError, path: Path) -> OSError:
+    """``error`` with the file it was writing (a failed ``write`` does not say which file it was)."""
+    if error.filename:
+        return error
+    return type(error)(error.errno, error.strerror, str(path))
 
 
 def _last_newline(fd: int, end: int) -> int:
