@@ -15,7 +15,7 @@ Regimes (``--regime weak|strong|both``, default both):
 - ``weak``: ``recipes/tiny-cpu.yaml``, base run ``runs/tiny-cpu`` (600 of 950 warm-start steps,
   levels 1-6: a partially competent model);
 - ``strong``: ``recipes/tiny-strong.yaml``, base run ``runs/tiny-strong`` (800 steps; training and
-  test problems of levels 1-4: a model meant to solve most of its training problems). Its test split
+  test problems of levels 1-3, profiled at T=0.8: a model that solves most of its training problems). Its test split
   is easier too, so accuracies are compared within a regime, not across.
 
 Outputs, per regime (``--out``, default ``bench/results``): ``ablation-REGIME.md`` (tables, the
@@ -118,8 +118,9 @@ REGIMES: dict[str, Regime] = {
         "recipes/tiny-strong.yaml",
         "runs/tiny-strong",
         "Base model: a longer warm start and an easier task (`recipes/tiny-strong.yaml`: 800 of 950 "
-        "warm-start steps; training and test problems of levels 1-4), meant to solve most of its training "
-        "problems (the profile below says how far it does).",
+        "warm-start steps; training and test problems of levels 1-3; profiled at T=0.8, the temperature "
+        "its search starts training at), meant to solve most of its training problems (the profile below "
+        "says how far it does).",
     ),
 }
 

@@ -76,8 +76,8 @@ PLAN = [
     ("enospc", "/checkpoint-"),
     ("kill", "eval:stage-1"),
     ("kill", "train:2"),
-    ("torn", "train:2"),
     ("checkpoint", "train:2"),
+    ("torn", "train:2"),
     ("kill", "eval:stage-2"),
     ("enospc", "/report"),
     ("kill", "report"),
@@ -176,6 +176,11 @@ def running_step(layout: RunLayout) -> str | None:
     return next((name for name, s in summary["steps"].items() if s.get("status") == "running"), None)
 
 
+def failed_step(layout: RunLayout) -> str | None:
+    summary = layout.read_summary() or {"steps": {}}
+    return next((name for name, s in summary["steps"].items() if s.get("status") == "failed"), None)
+
+
 def saving_checkpoint(layout: RunLayout, stage: int) -> Path | None:
     """A checkpoint of ``stage`` being written (its folder exists, its recipe state does not yet)."""
     work = layout.stage_work(stage)
@@ -199,19 +204,11 @@ def interrupt(kind: str, where: str, recipe: Path, layout: RunLayout, log: Path,
         proc = start_run(recipe, layout.root, log, run_env({"LD_PRELOAD": str(enospc),
                                                               "POLARIS_ENOSPC_MATCH": where}))
         code = proc.wait()
-        last = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("polaris run:")]
-        return {"kind": kind, "where": where, "landed": running_step(layout) or "(finished)", "exit": code,
-                "message": last[-1][:220] if last else ""}
+        return {"kind": kind, "where": where, "landed": failed_step(layout) or "(nothing failed)", "exit": code,
+                "message": last_message(log)}
     if kind == "torn":
-        stage = int(where.split(":")[1])
-        checkpoints = sorted(layout.stage_work(stage).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        if not checkpoints:
-            return {"kind": kind, "where": where, "landed": "no checkpoint to damage", "exit": None}
-        weights = next(checkpoints[-1].glob("*.safetensors"))
-        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-        kind, landed = "kill", f"{checkpoints[-1].name} cut in half, then a kill in"
-    else:
-        landed = ""
+        return tear(where, recipe, layout, log)
+    landed = ""
     proc = start_run(recipe, layout.root, log)
     steps_before = _stage_records(layout, where)
     delay, started, waited_for = None, None, False
@@ -229,7 +226,7 @@ def interrupt(kind: str, where: str, recipe: Path, layout: RunLayout, log: Path,
         waited_for = True
         if kind == "checkpoint":
             ckpt = saving_checkpoint(layout, int(where.split(":")[1]))
-            if ckpt is not None:
+            if ckpt is not None and any(ckpt.iterdir()):  # inside the write: some files there, not all
                 kill(proc)
                 return {"kind": "kill", "where": f"{where} checkpoint write", "exit": -9,
                         "landed": f"{step}, writing {ckpt.name} ({len(list(ckpt.iterdir()))} files so far)"}
@@ -250,6 +247,37 @@ def interrupt(kind: str, where: str, recipe: Path, layout: RunLayout, log: Path,
                     "landed": f"{landed} {where} at {delay:.2f}s{extra}".strip()}
         time.sleep(0.002)
     return {"kind": kind, "where": where, "landed": "(the run finished first)", "exit": proc.returncode}
+
+
+def tear(where: str, recipe: Path, layout: RunLayout, log: Path) -> dict[str, Any]:
+    """Run until stage K has two complete checkpoints, kill, and cut the newest one's weights in half: the
+    next attempt must set it aside and resume from the one before."""
+    stage = int(where.split(":")[1])
+    proc = start_run(recipe, layout.root, log)
+    complete: list[Path] = []
+    while proc.poll() is None:
+        work = layout.stage_work(stage)
+        complete = sorted((p for p in work.glob("checkpoint-*") if (p / STATE_FILE).exists()),
+                          key=lambda p: int(p.name.split("-")[1])) if work.is_dir() else []
+        if len(complete) >= 2:
+            kill(proc)
+            break
+        time.sleep(0.002)
+    if len(complete) < 2:
+        return {"kind": "torn", "where": where, "landed": "(the stage ended with fewer than 2 checkpoints)",
+                "exit": proc.returncode}
+    weights = next(complete[-1].glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return {"kind": "torn", "where": where, "exit": -9,
+            "landed": f"killed with {', '.join(p.name for p in complete)} complete; {complete[-1].name}'s "
+                      f"{weights.name} then cut in half"}
+
+
+def last_message(log: Path) -> str:
+    """The last ``polaris run:`` message in an attempt's log (progress bars share its lines)."""
+    lines = [line[line.index("polaris run:"):] for line in log.read_text(errors="replace").splitlines()
+             if "polaris run:" in line]
+    return lines[-1][:220] if lines else ""
 
 
 def _stage_records(layout: RunLayout, where: str) -> int:
@@ -483,7 +511,7 @@ def write(out: Path, results: dict[str, Any], command: str) -> str:
         lines.append(f"| disk full (ENOSPC) while writing the profile, a checkpoint, the report; resumed after | "
                      f"{len(full)} | {'nothing' if identical else 'see below'} | exit "
                      f"{', '.join(str(r['exit']) for r in full)}: {full[0].get('message', '') if full else ''} |")
-        torn = [r for r in kr["rows"] if "cut in half" in r.get("landed", "")]
+        torn = [r for r in kr["rows"] if r["kind"] == "torn" and "cut in half" in r.get("landed", "")]
         lines.append(f"| latest checkpoint cut in half before a resume | {len(torn)} | nothing | "
                      f"{kr['fallback'][0].strip()[:200] if kr['fallback'] else 'no fallback seen'} |")
         second = next(r for r in kr["rows"] if r["kind"] == "second run")
