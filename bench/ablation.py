@@ -27,10 +27,12 @@ writes ``ablation-REGIME-quick.*`` and ``ablation-summary-quick.md`` instead.
 
 Run (from the repository root; resumable: finished variants are reused)::
 
-    .venv/bin/python bench/ablation.py            # 2 regimes x 7 variants x 3 seeds x 3 x 12 steps: ~62 min
+    .venv/bin/python bench/ablation.py            # 2 regimes x 7 variants x 3 seeds x 3 x 12 steps: ~70 min
     .venv/bin/python bench/ablation.py --quick    # 2 regimes x 3 variants x 1 seed x 2 x 6 steps: ~6 min
 
-Time budget (2-core CPU). From ``bench/results/ablation.md`` of the earlier budget (3 stages × 30
+Time budget (2-core CPU). Measured on the full budget: 24 min of runs in the strong regime, 37 min in
+the weak one (its responses are longer, and dapo regenerates more), 68 min in all with the profiles,
+the warm starts already made; the estimate below, made before, said 62. From the earlier ablation's results (git history) of the earlier budget (3 stages × 30
 steps, 6 evaluations of all 200 test problems: vanilla 2.2 min/run, the searched variants 2.4-2.5
 min/run) and ``ablation-quick.md`` (3 × 10 steps, 3 evaluations of 100: vanilla 0.8 min, full 1.1
 min): a training step of 16 × 8 takes ~0.9 s (budgeted 1.1 s), an evaluation of 100 problems × 8
