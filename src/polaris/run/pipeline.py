@@ -33,7 +33,6 @@ from polaris.run import steps
 from polaris.run.layout import RunLayout
 from polaris.run.plan import build_plan
 
-
 #: Keys that decide whether a run goes on, not what it computes: changing them to resume a stopped run (as the
 #: profile's stop message advises) keeps the run directory's recipe.
 NOT_IN_DIGEST = (("profile", "stop_without_signal"),)
