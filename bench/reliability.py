@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -554,8 +555,10 @@ def write(out: Path, results: dict[str, Any], command: str) -> str:
     lines += ["", "## Bad input", "", "| kind | exit | names file, row, field | nothing half-written | message |",
               "|---|---|---|---|---|"]
     for r in bad:
+        message = r["message"].replace("|", "/")[:170]
+        message = re.sub(r"\(?docs/method\.md § [^)]*…$", "…", message)  # no cut-off section names
         lines.append(f"| {r['kind']} | {r['exit']} | {'yes' if r['names_ok'] else 'NO'} | "
-                     f"{'yes' if r['untouched'] else 'NO'} | {r['message'].replace('|', '/')[:170]} |")
+                     f"{'yes' if r['untouched'] else 'NO'} | {message} |")
     text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "reliability.md").write_text(text)
