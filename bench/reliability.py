@@ -556,7 +556,7 @@ def write(out: Path, results: dict[str, Any], command: str) -> str:
               "|---|---|---|---|---|"]
     for r in bad:
         message = r["message"].replace("|", "/")[:170]
-        message = re.sub(r"\(?docs/method\.md § [^)]*…$", "…", message)  # no cut-off section names
+        message = re.sub(r"\(?docs/method\.md \u00a7 [^)]*…$", "…", message)  # no cut-off section names
         lines.append(f"| {r['kind']} | {r['exit']} | {'yes' if r['names_ok'] else 'NO'} | "
                      f"{'yes' if r['untouched'] else 'NO'} | {message} |")
     text = "\n".join(lines) + "\n"
