@@ -111,11 +111,16 @@ def test_fuzzed_rounds_through_the_pool(sandbox: Sandbox, data: st.DataObject) -
     workers = pool.default_workers()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(grading, "SMALL_BATCH", 0)  # every math-verify check goes to the worker pool
-        _pool_up(sandbox, workers)
-        for require_think in (True, False):
-            batch = [c for c in generated if c.require_think == require_think]
-            if batch:
-                _scored_within_deadline(sandbox, batch, require_think, workers)
+        _score_all(sandbox, generated, workers)
+
+
+def _score_all(sandbox, generated, workers: int) -> None:
+    """Start the pool, score each reward mode's cases within their deadline, check no payload ran."""
+    _pool_up(sandbox, workers)
+    for require_think in (True, False):
+        batch = [c for c in generated if c.require_think == require_think]
+        if batch:
+            _scored_within_deadline(sandbox, batch, require_think, workers)
     _check_nothing_ran(sandbox)
 
 
@@ -125,12 +130,7 @@ def test_fuzzed_batches_mixing_rounds(sandbox: Sandbox, data: st.DataObject) -> 
     """Bigger batches through the public routing (the pool when 8 or more checks are left)."""
     generated = [c for _ in range(3) for c in data.draw(sandbox.rounds, label="round")]
     workers = pool.default_workers()
-    _pool_up(sandbox, workers)
-    for require_think in (True, False):
-        batch = [c for c in generated if c.require_think == require_think]
-        if batch:
-            _scored_within_deadline(sandbox, batch, require_think, workers)
-    _check_nothing_ran(sandbox)
+    _score_all(sandbox, generated, workers)
 
 
 @settings(FUZZ_SETTINGS, max_examples=5)
