@@ -58,6 +58,7 @@ is made first (prepare, warm start). ``--recipe``, ``--base-run`` and ``--work``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -202,9 +203,12 @@ class WorkDir:
     Layout::
 
         base-model.json                    the warm start every run here trained from (sha256)
-        base-sSEED-LIMIT-DIGEST.json       avg@8 of the warm-started model (step 0 of every curve)
-        profile-sSEED-DIGEST.jsonl         the seed's difficulty profile, shared by its variants
+        base-sSEED-KEY.json                avg@8 of the warm-started model (step 0 of every curve)
+        profile-sSEED-KEY.jsonl            the seed's difficulty profile, shared by its variants
         VARIANT-sSEED/                     a run directory (:class:`polaris.run.layout.RunLayout`)
+
+    KEY (:func:`cache_key`) names the warm-started model's weights and the settings the number was
+    measured with, so a cache made with other settings (a recipe edited between runs) is not reused.
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -214,11 +218,11 @@ class WorkDir:
     def stamp(self) -> Path:
         return self.root / "base-model.json"
 
-    def base_accuracy(self, seed: int, limit: int | None, digest: str) -> Path:
-        return self.root / f"base-s{seed}-{limit or 'all'}-{digest[:12]}.json"
+    def base_accuracy(self, seed: int, key: str) -> Path:
+        return self.root / f"base-s{seed}-{key}.json"
 
-    def profile(self, seed: int, digest: str) -> Path:
-        return self.root / f"profile-s{seed}-{digest[:12]}.jsonl"
+    def profile(self, seed: int, key: str) -> Path:
+        return self.root / f"profile-s{seed}-{key}.jsonl"
 
     def run(self, variant: str, seed: int) -> RunLayout:
         return RunLayout(self.root / f"{variant}-s{seed}")
@@ -256,6 +260,38 @@ def model_digest(base_run: RunLayout | Path) -> str:
     return hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
+def cache_key(digest: str, settings: dict[str, Any]) -> str:
+    """12 hex digits naming a cached measurement: the model's weights (``digest``) and ``settings``."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(f"{digest}\n{text}".encode()).hexdigest()[:12]
+
+
+def base_accuracy_settings(recipe: RecipeConfig) -> dict[str, Any]:
+    """What the step-0 evaluation depends on besides the model and the seed."""
+    return {
+        "validation": dataclasses.asdict(recipe.train.validation),
+        "temperature": recipe.stages[0].val_temperature,
+        "dtype": recipe.model.dtype,
+    }
+
+
+def profile_settings(recipe: RecipeConfig) -> dict[str, Any]:
+    """What the difficulty profile depends on besides the model and the seed (not ``profile.records``:
+    that is where the variants read it from)."""
+    from polaris.run.plan import build_plan
+
+    plan = dataclasses.asdict(build_plan(recipe).profile)
+    plan.pop("records")
+    return {
+        "profile": plan,
+        "train": recipe.data.train,
+        "reward": dataclasses.asdict(recipe.reward),
+        "backend": recipe.train.generation_backend,
+        "batch_tokens": recipe.train.generation_batch_tokens,
+        "dtype": recipe.model.dtype,
+    }
+
+
 def stamp_work(work: WorkDir | Path, base_run: RunLayout | Path) -> None:
     """Tie ``work`` to one warm start: finished runs are reused only while the base model is the same."""
     work, base = _work(work), _layout(base_run)
@@ -276,7 +312,7 @@ def base_accuracy(recipe: RecipeConfig, work: WorkDir | Path, base_run: RunLayou
     """avg@8 of the warm-started model with the variants' validation settings (cached per seed)."""
     work = _work(work)
     v = recipe.train.validation
-    cache = work.base_accuracy(recipe.seed, v.limit, model_digest(base_run))
+    cache = work.base_accuracy(recipe.seed, cache_key(model_digest(base_run), base_accuracy_settings(recipe)))
     cached = read_json(cache)
     if cached is not None:
         return cached["avg@k"]
@@ -307,7 +343,7 @@ def shared_profile(recipe: RecipeConfig, work: WorkDir | Path, base_run: RunLayo
     from polaris.run.steps import generate_profile
 
     work = _work(work)
-    path = work.profile(recipe.seed, model_digest(base_run))
+    path = work.profile(recipe.seed, cache_key(model_digest(base_run), profile_settings(recipe)))
     if not path.exists():
         records = generate_profile(
             build_plan(recipe), recipe.model.path, load_problems(recipe.data.train)
@@ -364,12 +400,11 @@ def plot(path: Path, stats: dict[str, Any], budget: Budget, regime: str = "") ->
 # -- main --------------------------------------------------------------------------------------------
 
 
-def profile_histograms(work: WorkDir | Path, seeds: Sequence[int], digest: str) -> dict[int, list[int]]:
-    """The base model's difficulty histogram (solved 0/k..k/k) of each seed, from the per-seed caches."""
-    work = _work(work)
+def profile_histograms(profiles: dict[int, Path]) -> dict[int, list[int]]:
+    """The base model's difficulty histogram (solved 0/k..k/k) of each seed, from its profile file."""
     out = {}
-    for seed in seeds:
-        hist = profile_histogram(read_jsonl(work.profile(seed, digest)))
+    for seed, path in profiles.items():
+        hist = profile_histogram(read_jsonl(path))
         if hist:
             out[seed] = hist
     return out
@@ -409,14 +444,13 @@ def run_regime(
     start = time.monotonic()
     ensure_base(base, base_recipe, source=str(recipe_path))
     stamp_work(work, base)
-    digest = model_digest(base)
     rollouts_per_step = base_recipe.train.batch_prompts * base_recipe.train.rollouts
-    runs = []
+    runs, profiles = [], {}
     for seed in budget.seeds:
         # the full variant's settings are the ones the shared steps (step 0, profile) use
         shared = variant_recipe(base_recipe, "full", seed=seed, budget=budget, base_run=base)
         base_acc = base_accuracy(shared, work, base)
-        profile = shared_profile(shared, work, base)
+        profile = profiles[seed] = shared_profile(shared, work, base)
         for variant in variants:
             t0 = time.monotonic()
             recipe = variant_recipe(
@@ -447,7 +481,7 @@ def run_regime(
     stats = summarize(runs, variants)
     compared = comparisons(runs)
     paragraph = plain_words(compared, regime.name)
-    histograms = profile_histograms(work, budget.seeds, digest)
+    histograms = profile_histograms(profiles)
     searches, searches_from = search_records(work, variants, budget.seeds[0])
     section = format_regime_section(
         regime.name,

@@ -12,13 +12,12 @@ no more than those.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from bench_scripts import load_bench
 from polaris.cli import main
 from polaris.data.problem import DataError, Problem
 from polaris.errors import ModelError, PolarisError, RecipeError
@@ -28,15 +27,7 @@ from polaris.run.layout import RunLayout
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load_bench():
-    loader = importlib.util.spec_from_file_location("bench_bad_inputs", REPO / "bench" / "bad_inputs.py")
-    module = importlib.util.module_from_spec(loader)
-    sys.modules[loader.name] = module  # dataclasses look their module up
-    loader.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("bad_inputs")
 
 #: The kinds the cases must cover (at least 20), each by a word of its case's name.
 REQUIRED = ["empty file (jsonl)", "empty file (parquet", "missing problem column", "missing answer column",

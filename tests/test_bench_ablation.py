@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bench_scripts import load_bench
 from polaris.config import check_recipe, load_recipe, recipe_from_data, to_dict
 from polaris.errors import RunError, UsageError
 from polaris.run import ablation
@@ -21,15 +20,7 @@ from polaris.run.layout import RunLayout, TemperatureRecord, write_jsonl
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_ablation", REPO / "bench" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("ablation")
 BASE = load_recipe(REPO / "recipes" / "tiny-cpu.yaml")
 
 
@@ -479,15 +470,60 @@ def test_one_regime_overrides_need_one_regime(tmp_path, capsys):
     assert e.value.code == 2 and "--regime weak or strong" in capsys.readouterr().err
 
 
+def test_cached_measurements_are_named_by_the_model_and_the_settings_they_were_made_with(tmp_path):
+    budget = ablation.Budget(seeds=(0,), steps_per_stage=4, eval_every=4, eval_limit=100)
+
+    def full(base=BASE, seed=0, records=None):
+        return ablation.variant_recipe(
+            base, "full", seed=seed, budget=budget, base_run=tmp_path, profile_records=records
+        )
+
+    def profile_key(recipe, digest="ab" * 32):
+        return bench.cache_key(digest, bench.profile_settings(recipe))
+
+    def accuracy_key(recipe, digest="ab" * 32):
+        return bench.cache_key(digest, bench.base_accuracy_settings(recipe))
+
+    key = profile_key(full())
+    assert len(key) == 12 and int(key, 16) >= 0
+    # the same settings name the same file: across seeds (the seed is in the file name), with the
+    # variants reading the profile from it, or a training-only key changed
+    assert profile_key(full(seed=1)) == key
+    assert profile_key(full(records=str(tmp_path / "p.jsonl"))) == key
+    data = to_dict(BASE)
+    data["train"]["learning_rate"] = 2 * BASE.train.learning_rate
+    assert profile_key(full(recipe_from_data(data))) == key
+    # another model, k, temperature or response budget is another profile
+    assert profile_key(full(), digest="cd" * 32) != key
+    for section, name, value in [
+        ("profile", "k", 4),
+        ("profile", "temperature", 0.7),
+        ("profile", "max_new_tokens", 64),
+        ("reward", "require_think", False),
+    ]:
+        data = to_dict(BASE)
+        data[section][name] = value
+        assert profile_key(full(recipe_from_data(data))) != key, name
+    # the step-0 evaluation: the validation settings
+    a = accuracy_key(full())
+    assert accuracy_key(full(seed=1)) == a and accuracy_key(full(), digest="cd" * 32) != a
+    other = ablation.Budget(seeds=(0,), steps_per_stage=4, eval_every=4, eval_limit=50)
+    limited = ablation.variant_recipe(BASE, "full", seed=0, budget=other, base_run=tmp_path)
+    assert accuracy_key(limited) != a
+    work = bench.WorkDir(tmp_path)
+    assert work.profile(3, key) == tmp_path / f"profile-s3-{key}.jsonl"
+    assert work.base_accuracy(3, a) == tmp_path / f"base-s3-{a}.json"
+
+
 def test_profile_histograms_and_searches_from_the_work_directory(tmp_path):
     work = bench.WorkDir(tmp_path / "work")
-    digest = "ab" * 32
+    key = "ab" * 6
     records = [
         {"problem_id": str(i), "correct": c, "k": 8, "mean_length": 10.0} for i, c in enumerate([0, 0, 3, 8])
     ]
-    write_jsonl(work.profile(0, digest), records)
-    write_jsonl(work.profile(1, digest), records[:2])
-    hists = bench.profile_histograms(work, [0, 1, 2], digest)  # seed 2 has no cached profile
+    write_jsonl(work.profile(0, key), records)
+    write_jsonl(work.profile(1, key), records[:2])
+    hists = bench.profile_histograms({0: work.profile(0, key), 1: work.profile(1, key)})
     assert hists == {0: [2, 0, 0, 1, 0, 0, 0, 0, 1], 1: [2, 0, 0, 0, 0, 0, 0, 0, 0]}
     assert ablation.profile_histogram([]) == []
     with pytest.raises(ValueError, match="one k"):
@@ -640,9 +676,7 @@ def test_the_runner_reports_a_refused_work_directory_without_a_traceback(tmp_pat
 
 
 def test_overhead_bench_runs_three_trainers_on_identical_batches(tiny_run, tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_overhead", REPO / "bench" / "overhead.py")
-    overhead = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(overhead)
+    overhead = load_bench("overhead")
     import trl
 
     generate = trl.GRPOTrainer._generate
