@@ -57,7 +57,7 @@ def _context(recipe, out: str | None):
     from polaris.run.steps import Context
 
     set_threads()
-    return Context(build_plan(recipe), RunLayout(out or Path("runs") / recipe.name))
+    return Context(build_plan(recipe), RunLayout.of(recipe.name, out))
 
 
 # -- polaris run ---------------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def run_main(config: RunConfig) -> int:
         from polaris.run.launch import launch_main
 
         recipe = load_recipe(config.recipe, config.set)
-        layout = RunLayout(config.run_dir or Path("runs") / recipe.name)
+        layout = RunLayout.of(recipe.name, config.run_dir)
         return launch_main(recipe, config.recipe, layout, run_dir=config.run_dir,
                            accelerate_config=config.accelerate_config, overrides=config.set)
     from polaris.run.pipeline import init_distributed, run_recipe

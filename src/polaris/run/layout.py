@@ -75,6 +75,11 @@ class RunLayout:
     def __repr__(self) -> str:
         return f"RunLayout({str(self.root)!r})"
 
+    @classmethod
+    def of(cls, name: str, run_dir: str | Path | None = None) -> RunLayout:
+        """``run_dir``, or the default run directory of the recipe called ``name``: ``runs/NAME``."""
+        return cls(run_dir or Path("runs") / name)
+
     # -- top level ---------------------------------------------------------------------------------
     @property
     def summary(self) -> Path:

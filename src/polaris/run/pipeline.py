@@ -235,7 +235,7 @@ def run_recipe(recipe: RecipeConfig | str | Path, run_dir: str | Path | None = N
         recipe = load_recipe(recipe, overrides)
     processes = int(os.environ.get("WORLD_SIZE", "0")) or None
     plan = build_plan(recipe, processes=processes)
-    layout = RunLayout(run_dir or Path("runs") / recipe.name)
+    layout = RunLayout.of(recipe.name, run_dir)
     lock = RunLock(layout.lock)
     if int(os.environ.get("RANK", "0")) == 0:
         lock.acquire()

@@ -507,5 +507,5 @@ def dry_run(recipe_path: str | None, run_dir: str | None = None, *, overrides: t
 
     recipe = load_recipe(recipe_path, overrides)
     plan = build_plan(recipe, accelerate_config=accelerate_config)
-    layout = RunLayout(run_dir or Path("runs") / recipe.name)
+    layout = RunLayout.of(recipe.name, run_dir)
     return format_plan(plan_data(plan, layout, recipe_path or "recipe defaults", accelerate_config=accelerate_config))
