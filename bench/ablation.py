@@ -28,7 +28,7 @@ writes ``ablation-REGIME-quick.*`` and ``ablation-summary-quick.md`` instead.
 Run (from the repository root; resumable: finished variants are reused)::
 
     .venv/bin/python bench/ablation.py            # 2 regimes x 7 variants x 3 seeds x 3 x 12 steps: ~70 min
-    .venv/bin/python bench/ablation.py --quick    # 2 regimes x 3 variants x 1 seed x 2 x 6 steps: ~6 min
+    .venv/bin/python bench/ablation.py --quick    # 2 regimes x 3 variants x 1 seed x 2 x 6 steps: ~6.5 min
 
 Time budget (2-core CPU). Measured on the full budget: 24 min of runs in the strong regime, 37 min in
 the weak one (its responses are longer, and dapo regenerates more), 68 min in all with the profiles,
@@ -45,8 +45,8 @@ fixed-temp ~1.0 min/run, the other searched variants ~1.35 min, dapo ~1.9 min, s
 ~1.1 min of profile and step-0 evaluation per regime and seed: ~62 min for the 42 runs, + ~4 min for
 each warm start that is missing (runs/tiny-strong: 800 steps; runs/tiny-cpu: 600): ≤ 71 min against
 90. ``--quick`` (1 seed, vanilla/full/dapo, 2 × 6 steps, evaluation every 6): ~0.45 / 0.7 / 0.85 min
-per run + ~1.1 min of profile and step 0 per regime: ~6.2 min for both regimes against 10, plus the
-warm starts, made once, if missing.
+per run + ~1.1 min of profile and step 0 per regime: ~6.2 min for both regimes against 10 (measured:
+6.4 min, profiles included), plus the warm starts, made once, if missing.
 
 The warm-started model and the task's data come from the regime's base run; what is missing there
 is made first (prepare, warm start). ``--recipe``, ``--base-run`` and ``--work`` override one regime's
