@@ -620,9 +620,10 @@ def test_reduced_ablation_end_to_end(tiny_run, tmp_path):
         data["variants"]["full"]["curve_all"][-1][0]
         == 4 * per_step + data["variants"]["full"]["one_off_rollouts"]
     )
-    # step 0 is the warm-started model, evaluated once per seed and cached by its weights
-    cached = list((tmp_path / "work").glob(f"base-s0-{ablation.FULL.eval_limit}-*.json"))
-    assert len(cached) == 1
+    # step 0 is the warm-started model, evaluated once per seed and cached by its weights and settings;
+    # the profile too, shared by the seed's variants
+    cached = list((tmp_path / "work").glob("base-s0-*.json"))
+    assert len(cached) == 1 and len(list((tmp_path / "work").glob("profile-s0-*.jsonl"))) == 1
     assert data["variants"]["full"]["curve"][0][1] == json.loads(cached[0].read_text())["avg@k"]
     full_runs = [r for r in data["runs"] if r["variant"] == "full"]
     assert all(
