@@ -1,7 +1,8 @@
 """How much does ``make run`` gain, over seeds? The default recipe run at several seeds on this machine,
 with the gain of every stage over the base model as mean ± sd.
 
-    .venv/bin/python bench/seeds.py                 # seeds 0 1 2 of recipes/tiny-cpu.yaml (~10 min per missing seed)
+    .venv/bin/python bench/seeds.py                 # seeds 0 1 2 of recipes/tiny-cpu.yaml (~9.5 min per missing seed)
+    .venv/bin/python bench/seeds.py --warm-start    # the warm start at each seed too (~14 min per missing seed)
     .venv/bin/python bench/seeds.py --seeds 0 1 2 3 --recipe recipes/tiny-cpu.yaml
 
 Seed 0 is ``make run`` itself (its run directory, ``runs/NAME``); seed N runs into ``runs/NAME-sN`` as
@@ -15,7 +16,11 @@ making them again (about 8 minutes saved per seed): its ``prepare`` and ``warm_s
 searches, rollouts, evaluation), not in the base model; the warm start itself differs across CPU types
 (its floating-point path does), which is why a run on another machine can start from another base model.
 
-Writes ``bench/results/seeds.md`` and ``.json`` (``--out``): per seed the held-out accuracy (avg@k) of
+``--warm-start`` measures that spread on one machine: seed N also sets ``warm_start.seed=N`` (another
+initialisation and order of worked examples) and makes its own warm start, in ``runs/NAME-wsN``; seed 0
+is still ``make run``.
+
+Writes ``bench/results/seeds.md`` and ``.json`` (``--warm-start``: ``seeds-warm-start.*``; ``--out``): per seed the held-out accuracy (avg@k) of
 the base model and of every stage, the temperatures chosen and the minutes the run took; then mean ± sd
 over seeds and the machine it ran on.
 """
@@ -43,10 +48,20 @@ from polaris.run.plan import build_plan
 SHARED_STEPS = ("prepare", "warm_start")
 
 
-def seed_layout(recipe: RecipeConfig, seed: int) -> RunLayout:
-    """Seed 0: the recipe's own run directory (``make run``'s); seed N: the same with ``-sN``."""
+def seed_overrides(seed: int, *, warm_start: bool = False) -> list[str]:
+    """The recipe keys seed N sets: ``seed``, and with ``warm_start`` the warm start's seed too."""
+    if seed == 0:
+        return []
+    return [f"seed={seed}", *([f"warm_start.seed={seed}"] if warm_start else [])]
+
+
+def seed_layout(recipe: RecipeConfig, seed: int, *, warm_start: bool = False) -> RunLayout:
+    """Seed 0: the recipe's own run directory (``make run``'s); seed N: the same with ``-sN`` (``-wsN``
+    with its own warm start)."""
     default = RunLayout.of(recipe.name)
-    return default if seed == 0 else RunLayout(default.root.with_name(f"{default.root.name}-s{seed}"))
+    if seed == 0:
+        return default
+    return RunLayout(default.root.with_name(f"{default.root.name}-{'ws' if warm_start else 's'}{seed}"))
 
 
 def share_warm_start(source: RunLayout, target: RunLayout, recipe: RecipeConfig, *, origin: str = "") -> None:
@@ -76,11 +91,13 @@ def share_warm_start(source: RunLayout, target: RunLayout, recipe: RecipeConfig,
     run.step("warm_start", copy([(source.model("base"), target.model("base"))], "warm_start"))
 
 
-def seed_arguments(recipe_path: Path, seed: int, layout: RunLayout) -> list[str]:
-    """``run RECIPE`` for seed 0 (``make run``), ``run RECIPE --set seed=N --run-dir DIR`` for the others."""
+def seed_arguments(recipe_path: Path, seed: int, layout: RunLayout, *, warm_start: bool = False) -> list[str]:
+    """``run RECIPE`` for seed 0 (``make run``), ``run RECIPE --set seed=N [--set warm_start.seed=N]
+    --run-dir DIR`` for the others."""
     if seed == 0:
         return ["run", str(recipe_path)]
-    return ["run", str(recipe_path), "--set", f"seed={seed}", "--run-dir", str(layout.root)]
+    sets = [arg for key in seed_overrides(seed, warm_start=warm_start) for arg in ("--set", key)]
+    return ["run", str(recipe_path), *sets, "--run-dir", str(layout.root)]
 
 
 def run_seed(arguments: Sequence[str]) -> None:
@@ -95,9 +112,9 @@ def finished(layout: RunLayout, step: str) -> bool:
     return (layout.read_summary() or {}).get("steps", {}).get(step, {}).get("status") == "done"
 
 
-def read_seed(recipe: RecipeConfig, seed: int, layout: RunLayout) -> dict[str, Any]:
+def read_seed(recipe: RecipeConfig, seed: int, layout: RunLayout, *, shared: bool = True) -> dict[str, Any]:
     """One finished run's figures: avg@k of the base model and each stage on the first benchmark, the
-    temperatures, minutes (the shared warm start counted once, in seed 0's)."""
+    temperatures, minutes (a warm start ``shared`` from seed 0 counted once, in seed 0's)."""
     if not finished(layout, "report"):
         raise PolarisError(f"{layout.root} is not a finished run")
     summary = layout.read_summary()
@@ -106,7 +123,7 @@ def read_seed(recipe: RecipeConfig, seed: int, layout: RunLayout) -> dict[str, A
     stages = models[1:]
     benchmark = next(iter(results[models[0]]))
     accuracy = {name: 100 * results[name][benchmark]["avg@k"] for name in models}
-    own = [name for name in steps if seed == 0 or name not in SHARED_STEPS]
+    own = [name for name in steps if seed == 0 or not shared or name not in SHARED_STEPS]
     return {
         "seed": seed,
         "run": str(layout.root),
@@ -147,13 +164,15 @@ def machine() -> str:
     return f"{name}, {os.cpu_count()} cores"
 
 
-def format_markdown(rows: Sequence[dict[str, Any]], command: str, where: str) -> str:
+def format_markdown(
+    rows: Sequence[dict[str, Any]], command: str, where: str, *, warm_start: bool = False
+) -> str:
     names = list(rows[0]["avg@k"])  # the base model, then every stage
     stages = names[1:]
     bench, k = rows[0]["benchmark"], rows[0]["k"]
     head = ["seed", *names, "gain", "temperatures", "minutes"]
     lines = [
-        f"# `make run` over seeds: {bench}, avg@{k}",
+        f"# `make run` over seeds{' and warm starts' if warm_start else ''}: {bench}, avg@{k}",
         "",
         f"Command: `{command}`. Machine: {where}.",
         "",
@@ -175,10 +194,20 @@ def format_markdown(rows: Sequence[dict[str, Any]], command: str, where: str) ->
         f"{len(rows)} seeds; range {spread_gain(rows)['min']:+.1f} to {spread_gain(rows)['max']:+.1f}); base "
         f"{base['mean']:.1f}, last stage {final['mean']:.1f}.",
         "",
-        "Minutes: each run's own steps; the warm start "
-        f"({rows[0]['warm_start_minutes']:.1f} min) is made once, by seed 0, and shared. Every seed starts "
-        "from the same warm-started model; on another CPU type the warm start, and so every figure here, "
-        "can differ.",
+        *(
+            [
+                "Minutes: each run's steps, its own warm start included. Seed N sets `warm_start.seed=N` as "
+                "well: each seed starts from another warm-started model (another initialisation and order of "
+                "worked examples), so the spread here includes the warm start's."
+            ]
+            if warm_start
+            else [
+                "Minutes: each run's own steps; the warm start "
+                f"({rows[0]['warm_start_minutes']:.1f} min) is made once, by seed 0, and shared. Every seed "
+                "starts from the same warm-started model; on another CPU type the warm start, and so every "
+                "figure here, can differ (`--warm-start` measures how much another warm start changes them)."
+            ]
+        ),
         "",
         "Difficulty profile of the base model (problems solved 0/8 .. 8/8):",
         "",
@@ -203,25 +232,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--recipe", default="recipes/tiny-cpu.yaml", help="a built-in model recipe")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
-    parser.add_argument("--out", default="bench/results", help="results directory (seeds.md, seeds.json)")
+    parser.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="seed N also sets warm_start.seed=N and makes its own warm start (runs/NAME-wsN)",
+    )
+    parser.add_argument(
+        "--out", default="bench/results", help="results directory (seeds[-warm-start].md and .json)"
+    )
     args = parser.parse_args(argv)
     try:
         recipe_path = Path(args.recipe)
         recipe = load_recipe(recipe_path)
         if not recipe.builtin_model:
             raise PolarisError(f"{recipe_path}: bench/seeds.py runs the built-in model's recipes")
-        rows = []
+        rows, vary = [], args.warm_start
         for seed in args.seeds:
-            layout = seed_layout(recipe, seed)
-            if seed != 0 and not finished(layout, "warm_start"):
+            layout = seed_layout(recipe, seed, warm_start=vary)
+            if seed != 0 and not vary and not finished(layout, "warm_start"):
                 source = seed_layout(recipe, 0)
                 if not finished(source, "warm_start"):
                     run_seed(seed_arguments(recipe_path, 0, source))
                 seeded = load_recipe(recipe_path, [f"seed={seed}"])
                 share_warm_start(source, layout, seeded, origin=f"{recipe_path} --set seed={seed}")
             if not finished(layout, "report"):
-                run_seed(seed_arguments(recipe_path, seed, layout))
-            rows.append(read_seed(recipe, seed, layout))
+                run_seed(seed_arguments(recipe_path, seed, layout, warm_start=vary))
+            seeded = load_recipe(recipe_path, seed_overrides(seed, warm_start=vary))
+            rows.append(read_seed(seeded, seed, layout, shared=not vary))
     except (PolarisError, subprocess.CalledProcessError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -229,12 +266,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = "python bench/seeds.py " + " ".join(argv if argv is not None else sys.argv[1:])
     where = machine()
-    (out / "seeds.md").write_text(format_markdown(rows, command.strip(), where), encoding="utf-8")
+    name = "seeds-warm-start" if vary else "seeds"
+    text = format_markdown(rows, command.strip(), where, warm_start=vary)
+    (out / f"{name}.md").write_text(text, encoding="utf-8")
     write_json(
-        out / "seeds.json",
+        out / f"{name}.json",
         {"recipe": str(recipe_path), "machine": where, "seeds": rows, "gain": spread_gain(rows)},
     )
-    print((out / "seeds.md").read_text(encoding="utf-8"))
+    print(text)
     return 0
 
 

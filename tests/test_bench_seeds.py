@@ -66,6 +66,58 @@ def test_seed_directories_and_commands():
     ]
 
 
+def test_with_their_own_warm_start_seeds_set_both_seeds_and_use_their_own_directories():
+    recipe = load_recipe(RECIPE)
+    assert seeds.seed_overrides(0, warm_start=True) == [] and seeds.seed_overrides(2) == ["seed=2"]
+    assert seeds.seed_overrides(2, warm_start=True) == ["seed=2", "warm_start.seed=2"]
+    assert seeds.seed_layout(recipe, 0, warm_start=True).root == Path("runs") / "tiny-cpu"
+    ws2 = seeds.seed_layout(recipe, 2, warm_start=True)
+    assert ws2.root == Path("runs") / "tiny-cpu-ws2"
+    args = seeds.seed_arguments(RECIPE, 2, ws2, warm_start=True)
+    assert args == [
+        "run",
+        str(RECIPE),
+        "--set",
+        "seed=2",
+        "--set",
+        "warm_start.seed=2",
+        "--run-dir",
+        str(ws2.root),
+    ]
+    # the recipe those arguments run is another warm start's: its run directory is not seed 2's shared one
+    assert recipe_digest(load_recipe(RECIPE, seeds.seed_overrides(2, warm_start=True))) != recipe_digest(
+        load_recipe(RECIPE, ["seed=2"])
+    )
+
+
+def test_with_their_own_warm_start_nothing_is_shared_and_minutes_count_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe(RECIPE)
+    _finished_run(seeds.seed_layout(recipe, 0), 0, [50.0, 53.0, 55.0, 56.0], [0.6, 0.65, 0.75])
+    ran = []
+
+    def fake_run(arguments):  # polaris run makes the whole run, its warm start included
+        ran.append(arguments)
+        layout = RunLayout(arguments[arguments.index("--run-dir") + 1])
+        _finished_run(layout, 1, [46.0, 50.0, 54.0, 56.0], [0.8, 0.85, 0.85])
+        layout.write_summary({**layout.read_summary(), "recipe_sha256": recipe_digest(seeded)})
+
+    seeded = load_recipe(RECIPE, ["seed=1", "warm_start.seed=1"])
+    monkeypatch.setattr(seeds, "run_seed", fake_run)
+    monkeypatch.setattr(seeds, "share_warm_start", lambda *a, **k: pytest.fail("shared a warm start"))
+    assert seeds.main(["--warm-start", "--seeds", "0", "1", "--out", "out", "--recipe", str(RECIPE)]) == 0
+    assert ran == [
+        seeds.seed_arguments(RECIPE, 1, seeds.seed_layout(recipe, 1, warm_start=True), warm_start=True)
+    ]
+    assert not (tmp_path / "out" / "seeds.md").exists()
+    text = (tmp_path / "out" / "seeds-warm-start.md").read_text()
+    assert text.startswith("# `make run` over seeds and warm starts: arith-test, avg@8")
+    # seed 1's minutes include its own prepare and warm start (6 + 480 s): 948 s as seed 0's
+    assert "| 1 | 46.0 | 50.0 | 54.0 | 56.0 | +10.0 | 0.80 / 0.85 / 0.85 | 15.8 |" in text
+    assert "**+8.0 ± 2.8 points**" in text and "sets `warm_start.seed=N` as well" in text
+    assert read_json(tmp_path / "out" / "seeds-warm-start.json")["gain"]["mean"] == pytest.approx(8.0)
+
+
 def test_figures_mean_and_sd_over_seeds(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recipe = load_recipe(RECIPE)
