@@ -31,22 +31,23 @@ Run (from the repository root; resumable: finished variants are reused)::
     .venv/bin/python bench/ablation.py --quick    # 2 regimes x 3 variants x 1 seed x 2 x 6 steps: ~6.5 min
 
 Time budget (2-core CPU). Measured on the full budget: 24 min of runs in the strong regime, 37 min in
-the weak one (its responses are longer, and dapo regenerates more), 68 min in all with the profiles,
-the warm starts already made; the estimate below, made before, said 62. From the earlier ablation's results (git history) of the earlier budget (3 stages × 30
-steps, 6 evaluations of all 200 test problems: vanilla 2.2 min/run, the searched variants 2.4-2.5
-min/run) and ``ablation-quick.md`` (3 × 10 steps, 3 evaluations of 100: vanilla 0.8 min, full 1.1
-min): a training step of 16 × 8 takes ~0.9 s (budgeted 1.1 s), an evaluation of 100 problems × 8
-~3.3 s, a stage's temperature search ~10.5 s (a fixed temperature's one measurement ~3.3 s), the
-per-seed profile of 2048 problems × 8 40-65 s (budgeted 65 s); a ``dapo`` step generates about twice
-a batch in the weak regime (~45% zero-advantage groups), budgeted 2.0 s. :func:`estimate_minutes`
-adds these up; on the earlier budgets it gives 52 min (measured: 45) and 7.9 min (measured: 6.8), so
-it errs long by ~15%. Full budget (3 × 12 steps, evaluation every 12 on 100 problems): vanilla and
-fixed-temp ~1.0 min/run, the other searched variants ~1.35 min, dapo ~1.9 min, so ~9.3 min of runs +
-~1.1 min of profile and step-0 evaluation per regime and seed: ~62 min for the 42 runs, + ~4 min for
-each warm start that is missing (runs/tiny-strong: 800 steps; runs/tiny-cpu: 600): ≤ 71 min against
-90. ``--quick`` (1 seed, vanilla/full/dapo, 2 × 6 steps, evaluation every 6): ~0.45 / 0.7 / 0.85 min
-per run + ~1.1 min of profile and step 0 per regime: ~6.2 min for both regimes against 10 (measured:
-6.4 min, profiles included), plus the warm starts, made once, if missing.
+the weak one (its responses are longer, and dapo regenerates more), 68 min in all with the profiles, the
+warm starts already made; the estimate below, made before, said 62. From the earlier ablation's results
+(git history) of the earlier budget (3 stages × 30 steps, 6 evaluations of all 200 test problems:
+vanilla 2.2 min/run, the searched variants 2.4-2.5 min/run) and ``ablation-quick.md`` (3 × 10 steps, 3
+evaluations of 100: vanilla 0.8 min, full 1.1 min): a training step of 16 × 8 takes ~0.9 s (budgeted 1.1
+s), an evaluation of 100 problems × 8 ~3.3 s, a stage's temperature search ~10.5 s (a fixed
+temperature's one measurement ~3.3 s), the per-seed profile of 2048 problems × 8 40-65 s (budgeted 65
+s); a ``dapo`` step generates about twice a batch in the weak regime (~45% zero-advantage groups),
+budgeted 2.0 s. :func:`estimate_minutes` adds these up; on the earlier budgets it gives 52 min
+(measured: 45) and 7.9 min (measured: 6.8), so it errs long by ~15%. Full budget (3 × 12 steps,
+evaluation every 12 on 100 problems): vanilla and fixed-temp ~1.0 min/run, the other searched variants
+~1.35 min, dapo ~1.9 min, so ~9.3 min of runs + ~1.1 min of profile and step-0 evaluation per regime and
+seed: ~62 min for the 42 runs, + ~4 min for each warm start that is missing (runs/tiny-strong: 800
+steps; runs/tiny-cpu: 600): ≤ 71 min against 90. ``--quick`` (1 seed, vanilla/full/dapo, 2 × 6 steps,
+evaluation every 6): ~0.45 / 0.7 / 0.85 min per run + ~1.1 min of profile and step 0 per regime: ~6.2
+min for both regimes against 10 (measured: 6.4 min, profiles included), plus the warm starts, made once,
+if missing.
 
 The warm-started model and the task's data come from the regime's base run; what is missing there
 is made first (prepare, warm start). ``--recipe``, ``--base-run`` and ``--work`` override one regime's

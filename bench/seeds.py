@@ -31,7 +31,6 @@ import argparse
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from typing import Any
 from polaris.config import RecipeConfig, load_recipe
 from polaris.errors import PolarisError
 from polaris.io import write_json
+from polaris.run.ablation import mean_std
 from polaris.run.layout import RunLayout
 from polaris.run.plan import build_plan
 
@@ -143,12 +143,14 @@ def read_seed(recipe: RecipeConfig, seed: int, layout: RunLayout, *, shared: boo
 def spread(values: Sequence[float]) -> dict[str, float]:
     """Mean, sample standard deviation (0 for one value), min and max."""
     values = list(values)
-    return {
-        "mean": statistics.fmean(values),
-        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
-    }
+    mean, sd = mean_std(values)
+    return {"mean": mean, "sd": sd, "min": min(values), "max": max(values)}
+
+
+def gain_spread(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """:func:`spread` of the last stage's gain over the base model."""
+    last = list(rows[0]["gain"])[-1]
+    return spread([r["gain"][last] for r in rows])
 
 
 def machine() -> str:
@@ -186,12 +188,14 @@ def format_markdown(
         lines.append("| " + " | ".join(cells) + " |")
     columns = {name: spread([r["avg@k"][name] for r in rows]) for name in names}
     means = [f"{c['mean']:.1f} ± {c['sd']:.1f}" for c in columns.values()]
-    lines.append("| mean ± sd | " + " | ".join(means) + f" | {gain_line(rows)} | | |")
+    gain = gain_spread(rows)
+    gain_text = f"{gain['mean']:+.1f} ± {gain['sd']:.1f}"
+    lines.append("| mean ± sd | " + " | ".join(means) + f" | {gain_text} | | |")
     base, final = columns[names[0]], columns[names[-1]]
     lines += [
         "",
-        f"Gain of the last stage over the base model: **{gain_line(rows)} points** (mean ± sd over "
-        f"{len(rows)} seeds; range {spread_gain(rows)['min']:+.1f} to {spread_gain(rows)['max']:+.1f}); base "
+        f"Gain of the last stage over the base model: **{gain_text} points** (mean ± sd over "
+        f"{len(rows)} seeds; range {gain['min']:+.1f} to {gain['max']:+.1f}); base "
         f"{base['mean']:.1f}, last stage {final['mean']:.1f}.",
         "",
         *(
@@ -214,16 +218,6 @@ def format_markdown(
     ]
     lines += [f"- seed {r['seed']}: {', '.join(map(str, r['histogram']))}" for r in rows]
     return "\n".join(lines) + "\n"
-
-
-def spread_gain(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    last = list(rows[0]["gain"])[-1]
-    return spread([r["gain"][last] for r in rows])
-
-
-def gain_line(rows: Sequence[dict[str, Any]]) -> str:
-    s = spread_gain(rows)
-    return f"{s['mean']:+.1f} ± {s['sd']:.1f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -249,15 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows, vary = [], args.warm_start
         for seed in args.seeds:
             layout = seed_layout(recipe, seed, warm_start=vary)
+            seeded = load_recipe(recipe_path, seed_overrides(seed, warm_start=vary))
             if seed != 0 and not vary and not finished(layout, "warm_start"):
                 source = seed_layout(recipe, 0)
                 if not finished(source, "warm_start"):
                     run_seed(seed_arguments(recipe_path, 0, source))
-                seeded = load_recipe(recipe_path, [f"seed={seed}"])
                 share_warm_start(source, layout, seeded, origin=f"{recipe_path} --set seed={seed}")
             if not finished(layout, "report"):
                 run_seed(seed_arguments(recipe_path, seed, layout, warm_start=vary))
-            seeded = load_recipe(recipe_path, seed_overrides(seed, warm_start=vary))
             rows.append(read_seed(seeded, seed, layout, shared=not vary))
     except (PolarisError, subprocess.CalledProcessError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -271,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / f"{name}.md").write_text(text, encoding="utf-8")
     write_json(
         out / f"{name}.json",
-        {"recipe": str(recipe_path), "machine": where, "seeds": rows, "gain": spread_gain(rows)},
+        {"recipe": str(recipe_path), "machine": where, "seeds": rows, "gain": gain_spread(rows)},
     )
     print(text)
     return 0
