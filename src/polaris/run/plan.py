@@ -477,12 +477,11 @@ def format_plan(plan: dict[str, Any]) -> str:
                       f"{eng['vllm_gpu_memory_utilization']:g} of each GPU's memory, sleep mode "
                       f"{'on' if eng['vllm_enable_sleep_mode'] else 'off'})")
         lines.append(f"rollouts        vLLM {where}")
-        import torch
-
-        if not torch.cuda.is_available():
-            from polaris.run.steps import VLLM_TRAINING_NEEDS_GPU
-
-            lines.append(f"                note (no GPU here): {VLLM_TRAINING_NEEDS_GPU}")
+        if eng["vllm_mode"] == "colocate":
+            lines.append("                engine: the policy's dtype; on a CPU eager, with an explicit KV cache "
+                         "(polaris.train.vllm_engine)")
+        lines.append(f"                importance sampling: {eng['importance_sampling']}"
+                     + ("" if eng["importance_sampling"] == "off" else f", cap {eng['importance_sampling_cap']:g}"))
     else:
         lines.append("rollouts        transformers generate on the training processes")
     if plan["trl"]:

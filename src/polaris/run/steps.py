@@ -432,28 +432,13 @@ def train(ctx: Context, stage: int, *, model: str | Path | None = None,
                        callbacks=validation_callbacks(ctx, plan, run.temperature), reward=ctx.reward())
 
 
-#: Why training rollouts through vLLM are refused without a GPU (shown by the train step and ``--dry-run``).
-VLLM_TRAINING_NEEDS_GPU = (
-    "train.engine.backend: vllm is supported on CUDA GPUs only: server mode moves the trained weights into "
-    "the engine over NCCL, and colocate mode on a CPU is not tested by polaris (TRL gives the engine no dtype, "
-    "so it samples in bfloat16, slowly and off the float32 policy). On a CPU, train with "
-    "train.engine.backend: transformers and put the other rollouts on vLLM: train.generation_backend: vllm "
-    "(profile, temperature search) and eval.backend: vllm"
-)
-
-
 def check_training_engine(recipe) -> None:
-    """Before any model loads: reach the vLLM server of server mode (:func:`polaris.train.server.wait_for_server`),
-    and refuse vLLM training rollouts without a GPU."""
-    import torch
-
+    """Before any model loads: reach the vLLM server of server mode (:func:`polaris.train.server.wait_for_server`)."""
     engine = recipe.train.engine
     if engine.backend == "vllm" and engine.vllm_mode == "server":
         from polaris.train.server import wait_for_server
 
         wait_for_server(engine.vllm_host, engine.vllm_port, engine.vllm_server_timeout)
-    if engine.backend == "vllm" and not torch.cuda.is_available():
-        raise RecipeError(VLLM_TRAINING_NEEDS_GPU)
 
 
 def validation_callbacks(ctx: Context, stage: StagePlan, temperature: float) -> list[Any]:

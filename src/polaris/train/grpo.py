@@ -38,6 +38,7 @@ TRL internals this relies on are pinned by ``tests/test_trl_contract.py``.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -126,14 +127,23 @@ def _trainer_base():
 class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
     """``GRPOTrainer`` whose generation step applies the POLARIS recipe (see the module docstring)."""
 
-    def __init__(self, *args: Any, runtime: RecipeRuntime, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, runtime: RecipeRuntime, engine_kwargs: Mapping[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        """``engine_kwargs``: added to TRL's ``vllm.LLM`` keywords of a colocated engine
+        (:func:`polaris.train.vllm_engine.colocated_engine_kwargs`)."""
+        from polaris.train.vllm_engine import engine_settings, reload_sync
+
         self.runtime = runtime
         self._final_rewards: list[float] = []
         self._final_advantages: list[float] = []
         self._skip_batch = False
         self._batch_inputs: list[dict[str, Any]] | None = None
         kwargs["reward_funcs"] = [self.polaris_reward]
-        super().__init__(*args, **kwargs)
+        with engine_settings(dict(engine_kwargs or {})):
+            super().__init__(*args, **kwargs)
+        if self.use_vllm and self.vllm_mode == "colocate" and not _on_gpu():
+            # vLLM's CPU backend repacks its linear weights: per-parameter loading has nothing to load into.
+            self.vllm_generation.sync_weights = functools.partial(reload_sync, self.vllm_generation)
         if self.args.steps_per_generation != self.args.gradient_accumulation_steps or self.num_iterations != 1:
             raise ValueError(
                 "POLARIS takes one optimizer step per batch: steps_per_generation must equal "
@@ -383,12 +393,25 @@ def _as_completion(original: Any, text: str) -> Any:
 
 
 def _carried_logprobs(everything: list[dict[str, Any]], group: Group, rollout: Rollout, j: int, n: int) -> list[float]:
-    if rollout.origin == "rescued":
-        return [float("nan")] * len(rollout.token_ids)
-    base = group.slot if group.copied_from is None else None
-    if base is None:  # a copy: find the source group's row for this rollout
+    """The sampling log-probs of ``rollout`` (rollout ``j`` of ``group``), one per token, lined up with its tokens.
+
+    They are the log-probs of the row that sampled exactly these tokens: the group's own row, or for a
+    substitution copy its source's. A response no row sampled — a rescued one, in its group or carried
+    along in a copy — gets NaN, which TRL's importance-sampling correction reads as "no correction" (ratio 1).
+    """
+    base = group.slot
+    if group.copied_from is not None:  # a copy: the source group's rows
         base = next(k // n for k, x in enumerate(everything) if x["problem_id"] == group.problem_id)
-    return list(everything[base * n + j]["logprobs"])
+    row = everything[base * n + j]
+    if row["logprobs"] is not None and tuple(row["completion_ids"]) == rollout.token_ids:
+        return list(row["logprobs"])
+    return [float("nan")] * len(rollout.token_ids)
+
+
+def _on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def save_runtime_state(runtime: RecipeRuntime, checkpoint_dir: str | Path) -> None:

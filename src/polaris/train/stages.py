@@ -203,6 +203,11 @@ def vllm_settings(stage: StageRun, train: TrainSettings) -> dict[str, Any]:
     if engine.backend != "vllm":
         return {}
     out: dict[str, Any] = {"use_vllm": True, "vllm_mode": engine.vllm_mode}
+    if engine.importance_sampling == "off":
+        out["vllm_importance_sampling_correction"] = False
+    else:
+        out.update(vllm_importance_sampling_correction=True, vllm_importance_sampling_mode=engine.importance_sampling,
+                   vllm_importance_sampling_clip_max=engine.importance_sampling_cap)
     if engine.vllm_mode == "server":
         out.update(vllm_server_host=engine.vllm_host, vllm_server_port=engine.vllm_port,
                    vllm_server_timeout=engine.vllm_server_timeout)
@@ -312,6 +317,7 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
     from polaris.models.loading import load_model
     from polaris.train.grpo import STATE_FILE, PolarisGRPOTrainer, RecipeRuntime
     from polaris.train.server import lost_server
+    from polaris.train.vllm_engine import colocated_engine_kwargs, shutdown
 
     overrides = {"max_position_embeddings": max_position_embeddings} if max_position_embeddings else {}
     model, tokenizer = load_model(model_dir, dtype=dtype, **overrides)
@@ -354,17 +360,22 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
     callback = RecipeCallback(runtime, paths.metrics, paths.tensorboard,
                               extra={"recipe/temperature": stage.temperature,
                                      "recipe/problems": float(len(stage.problems))})
+    engine = train.engine
+    colocated = engine.backend == "vllm" and engine.vllm_mode == "colocate"
     trainer = PolarisGRPOTrainer(model=model, args=config, train_dataset=build_dataset(stage.problems),
-                                 processing_class=tokenizer, runtime=runtime, callbacks=[callback, *callbacks])
+                                 processing_class=tokenizer, runtime=runtime, callbacks=[callback, *callbacks],
+                                 engine_kwargs=colocated_engine_kwargs(dtype, cpu=not _has_gpu()) if colocated else None)
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except Exception as e:
-        engine = train.engine
         lost = lost_server(e, engine.vllm_host, engine.vllm_port) if engine.vllm_mode == "server" and \
             engine.backend == "vllm" else None
         if lost is not None:
             raise lost from e
         raise
+    finally:
+        if colocated:  # the next stage builds an engine of its own (its own response length)
+            shutdown(trainer.vllm_generation)
     trainer.save_model(str(paths.model))  # every rank: ZeRO-3/FSDP weights are gathered collectively
     if state.is_main_process:
         tokenizer.save_pretrained(paths.model)
