@@ -21,8 +21,9 @@ Weight sync. TRL pushes the trained weights after each optimizer step, parameter
 the engine's model (``model.load_weights``). vLLM's CPU backend repacks every linear layer's weight
 after loading (oneDNN: the loaded ``Parameter`` is replaced), so there is nothing left to load into.
 On a CPU, :func:`reload_sync` pushes them through vLLM's in-place reload instead
-(``driver_worker.reload_weights(weights_iterator=...)``), which re-runs that repacking; on a GPU,
-TRL's own path is kept.
+(``driver_worker.reload_weights(weights_iterator=...)``), which re-runs that repacking, then repacks a
+tied output layer, whose packed copy the reload leaves stale (it re-processes only one of two tied
+layers); on a GPU, TRL's own path is kept.
 """
 
 from __future__ import annotations
@@ -88,9 +89,17 @@ def reload_sync(generation: Any) -> None:
     ``generation`` is TRL's ``VLLMGeneration``; its parameter walk (names as vLLM expects them, gathered
     under ZeRO-3 / FSDP) is reused as is.
     """
+    from vllm.model_executor.layers.vocab_parallel_embedding import ParallelLMHead
+
     llm = generation.llm
     worker = llm.llm_engine.model_executor.driver_worker
     worker.reload_weights(weights_iterator=generation._iter_named_params())
+    # A tied output layer shares its weight with the embedding, and vLLM's reload re-runs the processing of
+    # one of the two only (the embedding's): the output layer would keep the packed copy of the old weights.
+    # Its processing keeps the weight itself, so running it again packs the new one.
+    for module in worker.model_runner.model.modules():
+        if isinstance(module, ParallelLMHead) and module.weight.numel():
+            module.quant_method.process_weights_after_loading(module)
     llm.reset_prefix_cache()
 
 

