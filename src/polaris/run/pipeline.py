@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from polaris.backends import EngineError
 from polaris.config import RecipeConfig, StageSettings, load_recipe, to_dict
 from polaris.errors import RunError
 from polaris.progress import log
@@ -195,9 +196,11 @@ class RunDir:
         start = time.monotonic()
         try:
             result = fn()
-        except BaseException:
+        except BaseException as e:
             record.update(status="failed", seconds=round(record.get("seconds", 0) + time.monotonic() - start, 2))
             self.save()
+            if isinstance(e, EngineError):
+                raise RunError(f"step {name}: {e}") from e
             raise
         seconds = round(time.monotonic() - start, 2)
         record.update(status="done", seconds=seconds)
