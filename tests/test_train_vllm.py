@@ -57,10 +57,10 @@ def test_the_engine_samples_from_the_updated_policy_after_a_step(tiny_model_dir,
     from polaris.data.problem import build_messages
     from polaris.generation import chat_prompts
     from polaris.models.loading import load_model
+    from polaris.recipe import DifficultyLog
     from polaris.train.grpo import PolarisGRPOTrainer, RecipeRuntime
     from polaris.train.stages import build_dataset, grpo_config
     from polaris.train.vllm_engine import colocated_engine_kwargs, shutdown
-    from polaris.recipe import DifficultyLog
 
     problems = [Problem(f"p{i}", f"Compute {i}+{i}.", str(2 * i)) for i in range(8)]
     settings = TrainSettings(batch_prompts=4, rollouts=2, save_steps=100, engine=COLOCATE)

@@ -69,3 +69,24 @@ def test_prepare_inputs_generates_once_per_step():
     src = source(GRPOTrainer._prepare_inputs)
     assert "generate_every = self.args.steps_per_generation * self.num_iterations" in src
     assert "self._generate_and_score_completions(generation_batch)" in src
+
+
+def test_the_colocated_engine_is_built_and_synced_where_polaris_reaches_it():
+    """polaris.train.vllm_engine wraps the ``LLM`` name TRL's colocated generation calls, replaces
+    ``sync_weights`` on CPU engines (reusing ``_iter_named_params``), and TRL then reads sampling log-probs
+    whose NaN means "no correction"."""
+    import trl.generation.vllm_generation as generation
+
+    from polaris.train.vllm_engine import RENDEZVOUS_VARIABLES, TRL_ENGINE_CONSTRUCTOR
+
+    assert TRL_ENGINE_CONSTRUCTOR == ("trl.generation.vllm_generation", "LLM")
+    init = source(generation.VLLMGeneration._init_vllm)
+    assert "self.llm = LLM(" in init and "distributed_executor_backend=\"external_launcher\"" in init
+    assert all(f'os.environ["{key}"]' in init for key in RENDEZVOUS_VARIABLES[:3])
+    assert "self._iter_named_params()" in source(generation.VLLMGeneration.sync_weights)
+    assert "self.vllm_generation.sync_weights()" in source(GRPOTrainer._generate_single_turn)
+    scoring = source(GRPOTrainer._generate_and_score_completions)
+    assert "torch.nan_to_num(per_token_logps_diff, nan=0.0)" in scoring
+    for field in ("vllm_importance_sampling_mode", "vllm_importance_sampling_clip_max",
+                  "vllm_importance_sampling_correction"):
+        assert field in GRPOConfig.__dataclass_fields__

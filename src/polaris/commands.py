@@ -347,9 +347,9 @@ def eval_settings(config: EvalConfig, bench, recipe=None):
 
 def run_eval(config: EvalConfig) -> dict[str, Any]:
     """Evaluate ``config.model`` on every benchmark; returns the summary written to ``summary.json``."""
-    from polaris.backends import BackendOptions, load_backend
+    from polaris.backends import BackendOptions
     from polaris.benchmarks import resolve_benchmark
-    from polaris.evaluate import evaluate_benchmarks, write_results
+    from polaris.evaluate import evaluate_benchmarks, load_eval_backend, write_results
     from polaris.io import write_json
     from polaris.models.loading import set_threads
     from polaris.models.yarn import make_yarn
@@ -373,11 +373,11 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         raise UsageError(f"two benchmarks named {duplicates}; results would overwrite each other")
     set_threads()
     backend_name = config.backend or (recipe.eval.backend if recipe else "transformers")
-    backend = load_backend(backend_name, config.model, BackendOptions(
+    backend = load_eval_backend(backend_name, config.model, BackendOptions(
         dtype=config.dtype or (recipe.model.dtype if recipe else "float32"), device=config.device, yarn=yarn,
         seed=config.seed if config.seed is not None else (recipe.seed if recipe else 0),
         tensor_parallel_size=config.tensor_parallel_size or (recipe.eval.tensor_parallel_size if recipe else 1),
-    ))
+    ), benches, max(eval_settings(config, b, recipe).max_new_tokens for b in benches))
     out = EvalLayout(config.out_dir)
     seed = config.seed if config.seed is not None else (recipe.seed if recipe else 0)
     summary: dict[str, Any] = {

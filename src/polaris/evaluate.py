@@ -67,6 +67,27 @@ def evaluate_with_backend(
     return rows, summary
 
 
+def load_eval_backend(name: str, model_path: str, options, benchmarks: Sequence[Any], max_new_tokens: int, *,
+                      planned_context: int = 0):
+    """The backend ``name`` loaded for evaluating ``benchmarks`` with up to ``max_new_tokens`` per response.
+
+    Its context holds the longest prompt of the benchmarks (through the model's chat template) plus the
+    response budget, and at least ``planned_context`` (the plan's): a vLLM engine's ``max_model_len`` is
+    raised to it, so a response is cut by its budget, not by the engine, as with transformers. Used by the
+    run's evaluation and by ``polaris eval`` alike.
+    """
+    import dataclasses
+
+    from polaris.backends import load_backend
+    from polaris.models.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(model_path)
+    problems = [p for bench in benchmarks for p in bench.problems]
+    longest = max((len(ids) for ids in chat_prompts(tokenizer, [build_messages(p) for p in problems])), default=0)
+    context = max(planned_context, longest + max_new_tokens)
+    return load_backend(name, model_path, dataclasses.replace(options, context=context))
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MiB (what the machine had to give it)."""
     import resource

@@ -45,6 +45,9 @@ class BackendOptions:
     seed: int = 0
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
+    context: int | None = None
+    """Positions a prompt and its response need (the evaluation's longest prompt + its response budget):
+    a vLLM engine's ``max_model_len`` is raised to it; ``None``: the model's own (or YaRN's)."""
 
 
 class Backend(Protocol):

@@ -88,6 +88,12 @@ def vllm_engine_kwargs(model_path: str, options, config: dict[str, Any] | None =
     }
     if options.yarn is not None:
         kwargs.update(vllm_yarn_overrides(config or {}, options.yarn))
+    if options.context is not None and options.context > engine_positions(kwargs, config):
+        # Responses reach past the positions (the paper: 90000 tokens after a 61440-position YaRN context):
+        # the engine decodes on, as transformers does; vLLM admits it with VLLM_ALLOW_LONG_MAX_MODEL_LEN=1.
+        kwargs["max_model_len"] = options.context
+        if "hf_overrides" in kwargs:
+            kwargs["hf_overrides"] = {**kwargs["hf_overrides"], "max_model_len": options.context}
     if cpu:
         kwargs["enforce_eager"] = True
         # vLLM's CPU sampler cannot rewind a per-request seeded generator when a prefill is split across
@@ -105,6 +111,18 @@ def vllm_installed() -> None:
 
     if importlib.util.find_spec("vllm") is None:
         import_vllm()
+
+
+def engine_positions(kwargs: dict[str, Any], config: dict[str, Any] | None) -> int:
+    """Positions the model has in this engine: YaRN's N x F, else its ``max_position_embeddings`` (0: unknown)."""
+    yarn = (kwargs.get("hf_overrides") or {}).get("max_position_embeddings")
+    return int(yarn or (config or {}).get("max_position_embeddings") or 0)
+
+
+def long_context_environment(kwargs: dict[str, Any], config: dict[str, Any] | None) -> dict[str, str]:
+    """``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` when the engine's ``max_model_len`` passes the model's positions."""
+    positions = engine_positions(kwargs, config)
+    return {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"} if positions and kwargs.get("max_model_len", 0) > positions else {}
 
 
 def import_vllm():
@@ -147,6 +165,9 @@ class VLLMBackend:
 
             os.environ.update(cpu_environment())
         kwargs = vllm_engine_kwargs(model_path, options, config, cpu=cpu)
+        import os
+
+        os.environ.update(long_context_environment(kwargs, config))
         llm = vllm.LLM(**kwargs)
         return cls(llm, llm.get_tokenizer(), kwargs)
 

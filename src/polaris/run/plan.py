@@ -97,6 +97,10 @@ class EvalPlan:
     def for_benchmark(self, k: int) -> EvalSettings:
         return replace(self.settings, k=k)
 
+    def engine_context(self, longest_prompt: int) -> int:
+        """Positions the evaluation's engine holds for prompts of up to ``longest_prompt`` tokens."""
+        return max(self.context, longest_prompt + self.settings.max_new_tokens)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -235,25 +239,20 @@ def yarn_settings(recipe: RecipeConfig):
 
 
 def eval_vllm_engine_kwargs(recipe: RecipeConfig, model_path: str, model_config: Mapping[str, Any]) -> dict[str, Any]:
-    """``vllm.LLM(**kwargs)`` of the evaluation backend for ``model_path`` (``model_config``: its config.json).
-
-    The YaRN keys come from :func:`polaris.backends.vllm_backend.vllm_engine_kwargs` (the rope
-    parameters keep the model's ``rope_theta``); ``max_model_len`` is raised to ``EvalPlan.context``
-    when the responses (the paper: 90000 tokens) reach past N × F, which vLLM only admits with
-    ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1``.
+    """``vllm.LLM(**kwargs)`` of the evaluation backend for ``model_path`` (``model_config``: its config.json),
+    as the run's evaluation builds it (:func:`polaris.run.steps.eval_backend_options`) for prompts of up to
+    ``train.max_prompt_tokens``: the YaRN keys of :func:`polaris.backends.vllm_backend.vllm_engine_kwargs`,
+    and ``max_model_len`` raised to ``EvalPlan.context`` when the responses (the paper: 90000 tokens) reach
+    past N × F (vLLM admits that with ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1``, which the backend sets).
     """
     from polaris.backends import BackendOptions
     from polaris.backends.vllm_backend import vllm_engine_kwargs
 
     plan = build_plan(recipe)
     options = BackendOptions(dtype=recipe.model.dtype, yarn=plan.eval.yarn, seed=recipe.seed,
-                             tensor_parallel_size=recipe.eval.tensor_parallel_size)
-    kwargs = vllm_engine_kwargs(model_path, options, dict(model_config))
-    if options.yarn is not None:
-        context = plan.eval.context
-        kwargs["max_model_len"] = context
-        kwargs["hf_overrides"] = {**kwargs["hf_overrides"], "max_model_len": context}
-    return kwargs
+                             tensor_parallel_size=recipe.eval.tensor_parallel_size,
+                             context=plan.eval.engine_context(recipe.train.max_prompt_tokens or 0))
+    return vllm_engine_kwargs(model_path, options, dict(model_config))
 
 
 # -- rendering (--dry-run) ------------------------------------------------------------------------------

@@ -467,8 +467,8 @@ def evaluate(ctx: Context, name: str, *, record: ResultSink | None = None) -> di
     """The model ``name`` (``base`` or ``stage-K``) on every benchmark of the recipe, through a backend."""
     import torch
 
-    from polaris.backends import BackendOptions, load_backend
-    from polaris.evaluate import evaluate_benchmarks, write_results
+    from polaris.backends import BackendOptions
+    from polaris.evaluate import evaluate_benchmarks, load_eval_backend, write_results
     from polaris.run.plan import benchmark_k
 
     recipe = ctx.recipe
@@ -477,9 +477,10 @@ def evaluate(ctx: Context, name: str, *, record: ResultSink | None = None) -> di
     benches = [ctx.resolve_benchmark(spec) for spec in recipe.eval.benchmarks]
     k_of = {bench.name: benchmark_k(spec, recipe) for bench, spec in zip(benches, recipe.eval.benchmarks, strict=True)}
     device = "cuda" if torch.cuda.is_available() and recipe.eval.backend == "transformers" else None
-    backend = load_backend(recipe.eval.backend, str(ctx.model_of(name)), BackendOptions(
+    backend = load_eval_backend(recipe.eval.backend, str(ctx.model_of(name)), BackendOptions(
         dtype=recipe.model.dtype, device=device, yarn=ev.yarn, seed=recipe.seed,
-        tensor_parallel_size=recipe.eval.tensor_parallel_size))
+        tensor_parallel_size=recipe.eval.tensor_parallel_size), benches, ev.settings.max_new_tokens,
+        planned_context=ev.context)
 
     def store(bench, rows, summary) -> None:
         summary["yarn"] = ev.yarn.to_dict() if ev.yarn else None
