@@ -112,7 +112,8 @@ def training_stage(engine: str, model: Path, work: Path, *, steps: int, prompts:
     from polaris.config import EngineSettings, TrainSettings
     from polaris.data.problem import Problem
     from polaris.io import read_jsonl
-    from polaris.train.stages import StagePaths, StageRun, train_stage
+    from polaris.run.layout import RunLayout
+    from polaris.train.stages import StageRun, train_stage
 
     root = work / f"train-{engine}"
     if root.exists():
@@ -138,9 +139,7 @@ def training_stage(engine: str, model: Path, work: Path, *, steps: int, prompts:
                                  engine=EngineSettings(backend=engine, vllm_mode="colocate"))
         stage = StageRun(index=1, steps=steps, temperature=1.0, max_response_tokens=new_tokens, learning_rate=1e-6,
                          problems=problems)
-        paths = StagePaths(work=root / "work", model=root / "model", state=root / "state.json",
-                           metrics=root / "metrics.jsonl", tensorboard=None, difficulty=root / "difficulty.jsonl",
-                           decisions=str(root / "decisions-{rank}.jsonl"))
+        paths = RunLayout(root).stage_paths(1)
         start = time.monotonic()
         train_stage(model, stage, settings, paths, seed=0,
                     reward=lambda texts, truths: [float(i % 2) for i in range(len(texts))])

@@ -388,3 +388,17 @@ def test_responses_without_think_stop_the_profile_when_the_reward_requires_it(tm
     assert layout.read_stage_ids(1) is not None
     assert main(argv(no_think, "--set", "reward.require_think=false")) == 0
     assert RunLayout(no_think).read_stage_ids(1) == [f"p{i}" for i in range(10)]  # 2/4 right: all kept
+
+
+def test_a_mistyped_model_path_is_one_line_naming_the_key(tmp_path, capsys):
+    from polaris.cli import main
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: typo\nmodel: {path: /nonexistent/model}\ndata: {train: builtin:arith-train}\n",
+                      encoding="utf-8")
+    assert main(["run", str(recipe), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("polaris run: model.path: '/nonexistent/model' is not a local folder")
+    assert "Traceback" not in "\n".join(err)
+    assert main(["eval", "./no-such-model", "--benchmark", "arith-test"]) == 2
+    assert "MODEL: './no-such-model' is not a local folder" in capsys.readouterr().err

@@ -19,14 +19,7 @@ from polaris.data.problem import DataError
 from polaris.evaluate import RESULT_COLUMNS, format_table, summarize
 from polaris.run.layout import RunLayout
 
-BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "polaris-benchmarks"
 FILES = ["aime24", "aime25", "amc23", "minerva", "olympiad"]
-
-
-def benchmark_file(name: str) -> Path:
-    if not BENCHMARK_DIR.is_dir():
-        pytest.skip(f"reference benchmark files not found at {BENCHMARK_DIR}")
-    return BENCHMARK_DIR / f"{name}.parquet"
 
 
 def _row(pid: str, score: float, text: str, *, extracted: str | None = "1", length: int = 4,
@@ -117,13 +110,13 @@ def test_config_validation_says_what_to_change(tmp_path):
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_reference_ground_truths_are_graded(name):
+def test_reference_ground_truths_are_graded(name, benchmark_dir: Path):
     """A response boxing the ground truth scores 1, another answer 0, no box 0 — for every file's form."""
     from polaris.data.loaders import load_problems
     from polaris.evaluate import score_completions
     from polaris.generation import Completion
 
-    problems = load_problems(benchmark_file(name), limit=12)
+    problems = load_problems(benchmark_dir / f"{name}.parquet", limit=12)
     completions = []
     for p in problems:
         truth = p.answer if isinstance(p.answer, str) else p.answer[0]
@@ -140,13 +133,13 @@ def test_reference_ground_truths_are_graded(name):
     assert summary["truncated"] == pytest.approx(1 / 3)
 
 
-def test_eval_runs_offline_on_every_reference_file(tiny_model_dir: Path, tmp_path: Path):
+def test_eval_runs_offline_on_every_reference_file(tiny_model_dir: Path, tmp_path: Path, benchmark_dir: Path):
     import pyarrow.parquet as pq
 
     from polaris.cli import main
     from polaris.data.loaders import load_problems
 
-    files = [benchmark_file(n) for n in FILES]
+    files = [benchmark_dir / f"{n}.parquet" for n in FILES]
     out = tmp_path / "out"
     argv = ["eval", str(tiny_model_dir), "--benchmark", *map(str, files), "--k", "2", "--max-new-tokens", "8",
             "--limit", "3", "--out", str(out)]

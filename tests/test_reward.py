@@ -16,7 +16,6 @@ from polaris.reward import Verdict, extract_boxed, grade_batch, score, score_bat
 from polaris.reward.extract import answer_region
 from polaris.reward.verify import as_decimal, ground_truth_alternatives, normalise, quick_match
 
-BENCHMARKS = Path("/work/shared/data/polaris-benchmarks")
 TIMEOUT = 5.0
 
 
@@ -381,11 +380,10 @@ def test_quick_match_is_three_valued() -> None:
 # -- the reference benchmark files -----------------------------------------------------------------
 
 
-def _reference_rows(name: str) -> list[object]:
-    path = BENCHMARKS / f"{name}.parquet"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
+def _reference_rows(folder: Path, name: str) -> list[object]:
     import pyarrow.parquet as pq
+
+    path = folder / f"{name}.parquet"
 
     return [r["reward_model"]["ground_truth"] for r in pq.read_table(path, columns=["reward_model"]).to_pylist()]
 
@@ -398,8 +396,8 @@ def _as_stored_answer(truth: object) -> str:
 
 
 @pytest.mark.parametrize(("name", "kind"), [("aime24", str), ("aime25", str), ("amc23", float), ("minerva", list), ("olympiad", list)])
-def test_reference_ground_truths(name: str, kind: type) -> None:
-    truths = _reference_rows(name)
+def test_reference_ground_truths(name: str, kind: type, benchmark_dir: Path) -> None:
+    truths = _reference_rows(benchmark_dir, name)
     assert truths and all(isinstance(t, kind) for t in truths)
     # The stored answer, boxed, is right for every problem.
     right = score_batch([T(_as_stored_answer(t)) for t in truths], truths, timeout=TIMEOUT)
@@ -415,11 +413,11 @@ def test_reference_ground_truths(name: str, kind: type) -> None:
     assert wrong == [0.0] * len(sample), [a for a, s in zip(wrong_answers, wrong, strict=True) if s]
 
 
-def test_reference_integer_forms() -> None:
+def test_reference_integer_forms(benchmark_dir: Path) -> None:
     # AIME strings with leading zeros (and one "336^\\circ") and AMC floats accept the plain
     # integer a model writes.
     for name in ("aime24", "aime25", "amc23"):
-        truths = _reference_rows(name)
+        truths = _reference_rows(benchmark_dir, name)
         answers = [str(int(float(str(t).replace("^\\circ", "")))) for t in truths]
         assert score_batch([T(a) for a in answers], truths) == [1.0] * len(truths)
 

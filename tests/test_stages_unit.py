@@ -92,3 +92,52 @@ def test_read_profile_names_what_is_wrong(tmp_path):
     append_jsonl(path, {"problem_id": "b", "correct": 9, "k": 8, "mean_length": 1.0})
     with pytest.raises(RecipeError, match=r"records.jsonl line 2: .*correct must be in 0..8"):
         read_profile(path, _problems(["a", "b"]), k=8)
+
+
+def test_prompts_past_max_prompt_tokens_are_left_out_and_counted(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from polaris.data.problem import Problem, build_messages
+    from polaris.generation import chat_prompts
+    from polaris.train.stages import fit_prompts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    problems = [Problem("short", "Compute 1+2.", "3"), Problem("long", "Compute " + "+".join(["1"] * 40) + ".", "40")]
+    lengths = [len(ids) for ids in chat_prompts(tokenizer, [build_messages(p) for p in problems])]
+    assert lengths[0] < lengths[1]
+    assert fit_prompts(problems, tokenizer, None) == (problems, 0)
+    assert fit_prompts(problems, tokenizer, lengths[1]) == (problems, 0)  # a prompt of exactly the limit fits
+    kept, skipped = fit_prompts(problems, tokenizer, lengths[1] - 1)
+    assert [p.id for p in kept] == ["short"] and skipped == 1
+    assert fit_prompts(problems, tokenizer, lengths[0] - 1) == ([], 2)
+
+
+def test_a_training_step_reads_as_one_short_line():
+    from polaris.train.stages import step_line
+
+    logs = {"loss": 0.01, "reward": 0.4375, "rollout/reward_mean": 0.25, "recipe/informative_before": 0.5,
+            "recipe/informative_after": 1.0, "recipe/rescued": 2.0, "recipe/substituted": 4.0, "recipe/skipped": 0.0,
+            "rollout/response_length": 50.0, "rollout/generated": 128.0, "step_time": 3.2}
+    # 50 tokens x 128 rollouts / 3.2 s = 2,000 tokens/s
+    assert step_line(logs) == "reward 0.44, acc 0.25, informative 50%->100%, rescued 2 substituted 4, 2,000 tok/s"
+    assert step_line({"loss": 0.0, "recipe/skipped": 1.0, "recipe/informative_before": 0.25}) == (
+        "informative 25%->25%, skipped")
+
+
+def test_stage_progress_replaces_trls_metric_dicts(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from polaris.train.stages import StageProgress
+
+    monkeypatch.setenv("POLARIS_QUIET", "0")
+    progress = StageProgress(2)
+    state = SimpleNamespace(is_world_process_zero=True, max_steps=3, global_step=0)
+    progress.on_train_begin(None, state, None)
+    for step in (1, 2, 3):
+        state.global_step = step
+        progress.on_log(None, state, None, logs={"loss": 0.1, "reward": 0.5, "step_time": 1.0})
+        progress.on_step_end(None, state, None)
+    assert progress.bar.n == 3
+    progress.on_train_end(None, state, None)
+    err = capsys.readouterr().err
+    assert "stage 2" in err and "3/3" in err and "reward 0.50" in err and "{'loss'" not in err

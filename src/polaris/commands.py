@@ -304,17 +304,6 @@ class EvalConfig:
         return Path(self.out) if self.out else Path("evals") / (Path(self.model.rstrip("/")).name or "model")
 
 
-def _check_model(model: str) -> None:
-    from polaris.benchmarks import offline
-
-    if not Path(model).is_dir() and (offline() or model.startswith((".", "/")) or model.count("/") != 1):
-        raise UsageError(
-            f"model {model!r} is not a local folder"
-            + (" and Hugging Face access is offline (HF_HUB_OFFLINE); pass a local model folder" if offline()
-               else "; pass a local model folder or a Hub id (owner/name)")
-        )
-
-
 def eval_settings(config: EvalConfig, bench, recipe=None):
     """One benchmark's evaluation settings: the paper's (or the recipe's), overridden by the options."""
     from polaris.config import EvalSettings
@@ -356,7 +345,9 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     from polaris.run.layout import EvalLayout, RunLayout
 
     config.check()
-    _check_model(config.model)
+    from polaris.models.loading import check_model_source
+
+    check_model_source(config.model, key="MODEL")
     recipe = _recipe(config.recipe, config.set) if config.recipe or config.set else None
     if config.yarn_factor is not None or recipe is None:
         yarn = make_yarn(config.yarn_factor, config.original_max_position)

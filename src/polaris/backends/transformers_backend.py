@@ -1,6 +1,7 @@
 """The ``transformers`` backend: :func:`polaris.generation.generate` on any HF causal LM.
 
-CPU or GPU; batched sampling with KV cache and left padding, stopping at EOS. YaRN settings are
+CPU or GPU (a GPU when there is one, unless a device is given); batched sampling with KV cache and
+left padding, stopping at EOS. YaRN settings are
 applied to the in-memory config before the weights load (:mod:`polaris.models.yarn`).
 """
 
@@ -11,6 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from polaris.generation import Completion, SamplingParams, generate, model_context
+
+
+def default_device(device: str | None) -> str | None:
+    """Where the model generates: ``device`` if given, else the GPU when there is one (``None``: the CPU)."""
+    if device is not None:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else None
 
 
 @dataclass
@@ -25,7 +35,8 @@ class TransformersBackend:
     def load(cls, model_path: str, options) -> TransformersBackend:
         from polaris.models.yarn import load_model_with_yarn
 
-        model, tokenizer = load_model_with_yarn(model_path, options.yarn, dtype=options.dtype, device=options.device)
+        model, tokenizer = load_model_with_yarn(model_path, options.yarn, dtype=options.dtype,
+                                                device=default_device(options.device))
         return cls(model, tokenizer, model_path, options)
 
     def generate(

@@ -39,6 +39,22 @@ def load_model(path: str | Path, *, dtype: str = "float32", device: str | None =
     return model, tokenizer
 
 
+def check_model_source(model: str, *, key: str) -> None:
+    """:class:`ModelError` naming ``key`` when ``model`` is neither a local folder nor something the Hub can serve:
+    a path (``/...``, ``./...``, ``~/...``) that does not exist, or anything but a folder when the Hub is offline."""
+    import os
+
+    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE",))
+    if Path(model).expanduser().is_dir():
+        return
+    if offline or model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise ModelError(
+            f"{key}: {model!r} is not a local folder"
+            + (" and Hugging Face access is offline (HF_HUB_OFFLINE); give a local model folder" if offline
+               else "; give a local model folder or a Hub id (owner/name)")
+        )
+
+
 def check_model_folder(path: str | Path) -> None:
     """A local folder's ``config.json`` and tokenizer files (a Hub id is left to ``from_pretrained``)."""
     folder = Path(path)

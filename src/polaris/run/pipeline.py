@@ -251,6 +251,10 @@ def run_recipe(recipe: RecipeConfig | str | Path, run_dir: str | Path | None = N
 def _run(recipe: RecipeConfig, plan, layout: RunLayout, *, source: str, legacy: str | None) -> RunDir:
     from polaris.models.loading import set_threads
 
+    if not plan.builtin:  # a mistyped model path fails now, in one line, not deep in the Hub client
+        from polaris.models.loading import check_model_source
+
+        check_model_source(recipe.model.path, key="model.path")
     run = RunDir(layout, recipe, source=source, legacy_digest=legacy)
     ctx = steps.Context(plan, layout)
     set_threads()

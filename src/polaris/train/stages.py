@@ -91,6 +91,61 @@ class RecipeCallback(_callback_base()):  # type: ignore[misc]
             self._writer.close()
 
 
+def step_line(logs: dict[str, Any]) -> str:
+    """One training step in a few words: mean reward, accuracy (before the recipe's changes), informative
+    groups (before -> after), rescued and substituted groups, rollout tokens per second of the step."""
+    parts = []
+    if "reward" in logs:
+        parts.append(f"reward {float(logs['reward']):.2f}")
+    if "rollout/reward_mean" in logs:
+        parts.append(f"acc {float(logs['rollout/reward_mean']):.2f}")
+    if "recipe/informative_before" in logs:
+        after = logs.get("recipe/informative_after", logs["recipe/informative_before"])
+        parts.append(f"informative {float(logs['recipe/informative_before']):.0%}->{float(after):.0%}")
+    if "recipe/rescued" in logs or "recipe/substituted" in logs:
+        parts.append(f"rescued {int(logs.get('recipe/rescued', 0))} substituted {int(logs.get('recipe/substituted', 0))}")
+    if float(logs.get("recipe/skipped", 0)):
+        parts.append("skipped")
+    seconds = float(logs.get("step_time", 0))
+    if seconds > 0 and "rollout/response_length" in logs and "rollout/generated" in logs:
+        tokens = float(logs["rollout/response_length"]) * float(logs["rollout/generated"])
+        parts.append(f"{tokens / seconds:,.0f} tok/s")
+    return ", ".join(parts)
+
+
+class StageProgress(_callback_base()):  # type: ignore[misc]
+    """One updating line per stage on stderr (step/total, ETA, and :func:`step_line`), in place of TRL's raw
+    metric dicts; every metric still goes to JSONL and TensorBoard (:class:`RecipeCallback`)."""
+
+    def __init__(self, stage: int) -> None:
+        self.stage = stage
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from polaris.progress import quiet
+
+        if state.is_world_process_zero and not quiet():
+            import sys
+
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=f"stage {self.stage}",
+                            unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs and "loss" in logs:
+            self.bar.set_postfix_str(step_line(logs), refresh=False)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 # -- one stage ---------------------------------------------------------------------------------------
 
 
@@ -134,6 +189,19 @@ def dataset_rows(problems: Sequence[Problem]) -> list[dict[str, Any]]:
          "answers": [p.answer] if isinstance(p.answer, str) else list(p.answer)}
         for p in problems
     ]
+
+
+def fit_prompts(problems: Sequence[Problem], tokenizer, max_prompt_tokens: int | None) -> tuple[list[Problem], int]:
+    """The problems whose prompt (through the chat template) fits ``train.max_prompt_tokens``, and how many
+    do not. A longer prompt would silently shorten its response budget (the engine's context is sized for
+    prompt + response), so it is left out of the stage, and counted."""
+    if max_prompt_tokens is None:
+        return list(problems), 0
+    from polaris.generation import chat_prompts
+
+    lengths = [len(ids) for ids in chat_prompts(tokenizer, [build_messages(p) for p in problems])]
+    kept = [p for p, n in zip(problems, lengths, strict=True) if n <= max_prompt_tokens]
+    return kept, len(problems) - len(kept)
 
 
 def build_dataset(problems: Sequence[Problem]):
@@ -186,7 +254,7 @@ def grpo_config(stage: StageRun, train: TrainSettings, out_dir: Path, *, seed: i
         use_cpu=use_cpu,
         bf16=bf16,
         gradient_checkpointing=train.gradient_checkpointing,
-        disable_tqdm=False,
+        disable_tqdm=True,  # StageProgress shows the stage instead
         log_completions=False,
         shuffle_dataset=True,
         remove_unused_columns=False,
@@ -209,8 +277,10 @@ def vllm_settings(stage: StageRun, train: TrainSettings) -> dict[str, Any]:
         out.update(vllm_importance_sampling_correction=True, vllm_importance_sampling_mode=engine.importance_sampling,
                    vllm_importance_sampling_clip_max=engine.importance_sampling_cap)
     if engine.vllm_mode == "server":
+        from polaris.train.vllm_engine import group_port
+
         out.update(vllm_server_host=engine.vllm_host, vllm_server_port=engine.vllm_port,
-                   vllm_server_timeout=engine.vllm_server_timeout)
+                   vllm_server_timeout=engine.vllm_server_timeout, vllm_group_port=group_port(stage.index))
     else:
         out.update(vllm_gpu_memory_utilization=engine.vllm_gpu_memory_utilization,
                    vllm_tensor_parallel_size=engine.vllm_tensor_parallel_size,
@@ -317,10 +387,22 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
     from polaris.models.loading import load_model
     from polaris.train.grpo import STATE_FILE, PolarisGRPOTrainer, RecipeRuntime
     from polaris.train.server import lost_server
-    from polaris.train.vllm_engine import colocated_engine_kwargs, shutdown
+    from polaris.train.vllm_engine import colocated_engine_kwargs, release
 
     overrides = {"max_position_embeddings": max_position_embeddings} if max_position_embeddings else {}
     model, tokenizer = load_model(model_dir, dtype=dtype, **overrides)
+    problems, too_long = fit_prompts(stage.problems, tokenizer, train.max_prompt_tokens)
+    if too_long:
+        from dataclasses import replace
+
+        if not problems:
+            from polaris.errors import RecipeError
+
+            raise RecipeError(f"stage {stage.index}: every training prompt is longer than train.max_prompt_tokens "
+                              f"({train.max_prompt_tokens} tokens through the chat template); raise it")
+        warn(f"[polaris] stage {stage.index}: {too_long} of {len(stage.problems)} problems have prompts longer than "
+             f"train.max_prompt_tokens ({train.max_prompt_tokens} tokens): left out of this stage")
+        stage = replace(stage, problems=problems)
     state = PartialState(cpu=not _has_gpu())  # CPU processes join over gloo only when asked to
     runtime = RecipeRuntime(
         stage=stage.index,
@@ -365,6 +447,11 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
     trainer = PolarisGRPOTrainer(model=model, args=config, train_dataset=build_dataset(stage.problems),
                                  processing_class=tokenizer, runtime=runtime, callbacks=[callback, *callbacks],
                                  engine_kwargs=colocated_engine_kwargs(dtype, cpu=not _has_gpu()) if colocated else None)
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for raw in (PrinterCallback, ProgressCallback):  # they print every step's metrics as a dict
+        trainer.remove_callback(raw)
+    trainer.add_callback(StageProgress(stage.index))
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except Exception as e:
@@ -374,15 +461,31 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
             raise lost from e
         raise
     finally:
-        if colocated:  # the next stage builds an engine of its own (its own response length)
-            shutdown(trainer.vllm_generation)
+        if engine.backend == "vllm":  # the next stage builds an engine (colocated: its own response length) or client
+            release(getattr(trainer, "vllm_generation", None), engine.vllm_mode)
     trainer.save_model(str(paths.model))  # every rank: ZeRO-3/FSDP weights are gathered collectively
     if state.is_main_process:
         tokenizer.save_pretrained(paths.model)
         write_json(paths.state, runtime.state_dict())
     state.wait_for_everyone()
-    return {"steps": trainer.state.global_step, "temperature": stage.temperature,
-            "problems": len(stage.problems), "rescue_store": len(runtime.store)}
+    steps = trainer.state.global_step
+    free_training_memory(trainer)
+    return {"steps": steps, "temperature": stage.temperature,
+            "problems": len(stage.problems), "long_prompts_skipped": too_long, "rescue_store": len(runtime.store)}
+
+
+def free_training_memory(trainer) -> None:
+    """Let go of the model, the optimizer and accelerate's (or DeepSpeed's) references to them, and hand the
+    GPU's cached blocks back, so the next stage's trainer or the evaluation's vLLM engine finds the memory free."""
+    import gc
+
+    trainer.accelerator.free_memory()
+    trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
+    gc.collect()
+    if _has_gpu():
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 def _has_gpu() -> bool:

@@ -117,3 +117,33 @@ def shutdown(generation: Any) -> None:
     generation.llm = None
     del llm
     gc.collect()
+
+
+def release(generation: Any, mode: str) -> None:
+    """Let go of a stage's engine before the next stage builds its own.
+
+    A colocated engine is shut down (:func:`shutdown`). In server mode the engine stays (it serves every
+    stage); the client's weight-sync group is closed and its exit hook dropped, so nothing of this stage
+    holds its group port (each stage also uses a port of its own: :func:`group_port`).
+    """
+    if generation is None:
+        return
+    if mode == "colocate":
+        shutdown(generation)
+        return
+    client = getattr(generation, "vllm_client", None)  # rank 0 only
+    if client is not None:
+        import atexit
+
+        client.close_communicator()
+        atexit.unregister(client.close_communicator)
+
+
+#: TRL's default port of the server-mode weight-sync group (``GRPOConfig.vllm_group_port``).
+GROUP_PORT = 51216
+
+
+def group_port(stage: int) -> int:
+    """Stage K's weight-sync group port: one of its own, so a stage never binds the port of the one before."""
+    return GROUP_PORT + stage - 1
+
