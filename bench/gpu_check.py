@@ -228,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     if gpus >= 2:
         rows.append(run_path("server", model, args.work, launch=True, timeout=args.timeout, **settings))
     else:
-        rows.append({"path": "server", "status": "skipped (one GPU: NCCL cannot put the server's rank and the "
-                                                 "trainer's on the same GPU)"})
+        why = "one GPU" if gpus == 1 else "no GPU"
+        rows.append({"path": "server", "status": f"skipped ({why}: server mode needs a GPU for the server and one "
+                                                 "for the trainer; NCCL cannot put both ranks on one GPU)"})
     text = table(rows, device)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

