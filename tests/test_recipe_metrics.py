@@ -87,3 +87,21 @@ def test_batch_metrics_empty_batch_is_all_zero():
     m = batch_metrics([], [], rescued=0, substituted=0, skipped=True)
     assert m["recipe/informative_before"] == 0.0 and m["rollout/reward_mean"] == 0.0
     assert all(k.startswith(("recipe/", "rollout/")) for k in m)
+
+
+def test_ratio_by_length_means_each_length_quarter():
+    from polaris.recipe import ratio_by_length
+
+    # lengths 8 7 6 5 4 3 2 1 -> sorted shortest first: ratios 1.8 1.7 | 1.6 1.5 | 1.4 1.3 | 1.2 1.1
+    ratios = [1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8]
+    lengths = [8, 7, 6, 5, 4, 3, 2, 1]
+    out = ratio_by_length(ratios, lengths)
+    assert out == pytest.approx({"train/is_ratio_by_length/q1": 1.75, "train/is_ratio_by_length/q2": 1.55,
+                                 "train/is_ratio_by_length/q3": 1.35, "train/is_ratio_by_length/q4": 1.15})
+    # 5 responses: the first quarter takes the remainder (2, 1, 1, 1); ties keep their order
+    out = ratio_by_length([1.0, 2.0, 3.0, 4.0, 5.0], [3, 3, 1, 2, 9])
+    assert out == pytest.approx({"train/is_ratio_by_length/q1": 3.5, "train/is_ratio_by_length/q2": 1.0,
+                                 "train/is_ratio_by_length/q3": 2.0, "train/is_ratio_by_length/q4": 5.0})
+    assert ratio_by_length([0.9], [4]) == {"train/is_ratio_by_length/q1": 0.9}
+    with pytest.raises(ValueError, match="2 ratios for 1 lengths"):
+        ratio_by_length([1.0, 1.0], [3])

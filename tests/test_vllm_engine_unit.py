@@ -140,3 +140,37 @@ def test_the_transformers_backend_generates_on_the_gpu_when_there_is_one(monkeyp
     assert default_device(None) is None and default_device("cpu") == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert default_device(None) == "cuda" and default_device("cuda:1") == "cuda:1" and default_device("cpu") == "cpu"
+
+
+def test_server_mode_over_several_machines_refuses_a_loopback_host():
+    from polaris.config import load_recipe
+    from polaris.errors import RecipeError
+    from polaris.run.plan import build_plan, check_server_reachable
+
+    recipe = load_recipe("recipes/qwen3-4b.yaml")
+    assert recipe.train.engine.vllm_host == "127.0.0.1"
+    check_server_reachable(recipe, 1)  # one machine: the server is on it
+    with pytest.raises(RecipeError, match=r"train.engine.vllm_host is '127.0.0.1', a loopback address, but the run "
+                                          r"spans 4 machines"):
+        build_plan(recipe, accelerate_config="multinode-zero3")
+    recipe.train.engine.vllm_host = "10.0.0.1"
+    assert build_plan(recipe, accelerate_config="multinode-zero3").machines == 4
+    recipe.train.engine.vllm_mode = "colocate"
+    recipe.train.engine.vllm_host = "127.0.0.1"  # unused in colocate mode
+    check_server_reachable(recipe, 4)
+
+
+def test_only_the_first_process_waits_for_the_server(monkeypatch):
+    from polaris.config import load_recipe
+    from polaris.run import steps
+    from polaris.train import server
+
+    waited = []
+    monkeypatch.setattr(server, "wait_for_server", lambda *args: waited.append(args))
+    recipe = load_recipe("recipes/qwen3-4b.yaml")
+    monkeypatch.setenv("RANK", "3")
+    steps.check_training_engine(recipe)
+    assert waited == []
+    monkeypatch.setenv("RANK", "0")
+    steps.check_training_engine(recipe)
+    assert waited == [("127.0.0.1", 8000, recipe.train.engine.vllm_server_timeout)]

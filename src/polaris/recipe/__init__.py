@@ -44,7 +44,14 @@ from polaris.recipe.dynamic import (
     zero_advantage_slots,
 )
 from polaris.recipe.groups import CORRECT_THRESHOLD, Group, Origin, Rollout, is_correct
-from polaris.recipe.metrics import avg_at_k, batch_metrics, best_at_k, mean_pass_at_k, pass_at_k
+from polaris.recipe.metrics import (
+    avg_at_k,
+    batch_metrics,
+    best_at_k,
+    mean_pass_at_k,
+    pass_at_k,
+    ratio_by_length,
+)
 from polaris.recipe.overlong import overlong_metrics, overlong_penalty, shaped_rewards
 from polaris.recipe.rescue import RescueStore
 from polaris.recipe.substitution import SubstitutionResult, copy_group, substitute_informative
@@ -94,6 +101,7 @@ __all__ = [
     "pass_histogram",
     "problems_to_drop",
     "process_batch",
+    "ratio_by_length",
     "record_from_group",
     "shaped_rewards",
     "substitute_informative",

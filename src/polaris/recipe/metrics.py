@@ -31,6 +31,12 @@ dynamic sampling's refill). Keys:
 - ``rollout/generated`` — how many rollouts were generated this step: ``B × n``, plus every extra
   round's with dynamic sampling (``before`` then holds every generated group). The rollout budget
   a run spends is the sum of this over its steps.
+
+Importance sampling against response length (:func:`ratio_by_length`)
+-----------------------------------------------------------------------
+``train/is_ratio_by_length/q1`` .. ``q4`` — the mean importance-sampling ratio (policy over engine
+probability: per response, the mean over its tokens, or the sequence's ratio) of each quarter of the
+responses sorted by length, shortest first. A ratio that drifts with length shows here first.
 """
 
 from __future__ import annotations
@@ -104,3 +110,23 @@ def batch_metrics(
         "rollout/truncation_rate": _fraction(sum(r.truncated for r in rollouts), len(rollouts)),
         "rollout/generated": float(len(rollouts)),
     }
+
+
+def ratio_by_length(ratios: Sequence[float], lengths: Sequence[int], *, parts: int = 4) -> dict[str, float]:
+    """Mean of ``ratios`` (one per response) in each of ``parts`` length quantiles, shortest first.
+
+    The responses are sorted by length (ties keep their order) and cut into ``parts`` runs as even as
+    can be (the first runs take the remainder); an empty run is left out. Keys: ``train/is_ratio_by_length/qK``.
+    """
+    if len(ratios) != len(lengths):
+        raise ValueError(f"{len(ratios)} ratios for {len(lengths)} lengths")
+    order = sorted(range(len(ratios)), key=lambda i: lengths[i])
+    size, extra = divmod(len(order), parts)
+    out, start = {}, 0
+    for k in range(parts):
+        end = start + size + (1 if k < extra else 0)
+        if end > start:
+            out[f"train/is_ratio_by_length/q{k + 1}"] = sum(ratios[i] for i in order[start:end]) / (end - start)
+        start = end
+    return out
+

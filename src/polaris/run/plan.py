@@ -141,6 +141,7 @@ def build_plan(recipe: RecipeConfig, *, accelerate_config: str | None = None, pr
             raise RecipeError(f"{key}: {e}") from None
     check_model_positions(recipe)
     layout = resolve_layout(recipe, accelerate_config)
+    check_server_reachable(recipe, layout.num_machines)
     batch = batch_split(recipe.train, processes or layout.num_processes, key="launch.num_processes")
     train = recipe.train
     stages = tuple(
@@ -166,6 +167,23 @@ def build_plan(recipe: RecipeConfig, *, accelerate_config: str | None = None, pr
     )
     return Plan(recipe=recipe, stages=stages, batch=batch, machines=layout.num_machines, profile=profile,
                 eval=evaluation, process_layout=layout)
+
+
+#: Addresses that name the machine they are used on.
+LOOPBACK = ("127.", "localhost", "::1", "0.0.0.0")
+
+
+def check_server_reachable(recipe: RecipeConfig, machines: int) -> None:
+    """Server mode over several machines: the trainer connects from machine 0 to ``train.engine.vllm_host``,
+    and its NCCL group spans the machines, so a loopback address (the default ``127.0.0.1``) cannot work."""
+    engine = recipe.train.engine
+    if machines > 1 and engine.backend == "vllm" and engine.vllm_mode == "server" \
+            and engine.vllm_host.startswith(LOOPBACK):
+        raise RecipeError(
+            f"train.engine.vllm_host is {engine.vllm_host!r}, a loopback address, but the run spans {machines} "
+            "machines: set it to the address of the machine that runs the vLLM server (machine 0 with "
+            "`polaris run --launch`), which every machine can reach"
+        )
 
 
 def model_positions(recipe: RecipeConfig) -> tuple[int | None, str]:

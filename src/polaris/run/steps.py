@@ -433,9 +433,15 @@ def train(ctx: Context, stage: int, *, model: str | Path | None = None,
 
 
 def check_training_engine(recipe) -> None:
-    """Before any model loads: reach the vLLM server of server mode (:func:`polaris.train.server.wait_for_server`)."""
+    """Before any model loads: reach the vLLM server of server mode (:func:`polaris.train.server.wait_for_server`).
+
+    Only the first process waits: it alone talks to the server (TRL's client lives on rank 0); the others
+    wait for it in the trainer's first collective.
+    """
+    import os
+
     engine = recipe.train.engine
-    if engine.backend == "vllm" and engine.vllm_mode == "server":
+    if engine.backend == "vllm" and engine.vllm_mode == "server" and os.environ.get("RANK", "0") == "0":
         from polaris.train.server import wait_for_server
 
         wait_for_server(engine.vllm_host, engine.vllm_port, engine.vllm_server_timeout)

@@ -18,8 +18,9 @@ difficulty is logged; TRL's ``completions/*`` metrics then average over the roun
 reward only; every recipe decision reads correctness). After TRL computes its
 advantages we replace them with :func:`polaris.recipe.grpo_advantages` (unbiased std + 1e-6, as
 docs/method.md § The objective; TRL adds 1e-4). A batch flagged to skip (at most ⌊B/3⌋ informative groups) runs no
-forward or backward pass: no parameter receives a gradient, so AdamW leaves every weight and
-moment untouched.
+forward or backward pass: no parameter receives a gradient, so AdamW leaves every weight and moment
+untouched, and under DeepSpeed (whose optimizer step runs inside accelerate's backward) no engine step
+is taken. The learning-rate schedule is constant, so its step counter advancing changes nothing.
 
 Objective (docs/method.md § The objective), through TRL's settings: token-mean loss (``loss_type="dapo"``), clip
 0.2/0.28 (clip-higher, https://arxiv.org/abs/2503.14476), dual clip 3.0 on negative advantages
@@ -60,6 +61,7 @@ from polaris.recipe import (
     grpo_advantages,
     overlong_metrics,
     process_batch,
+    ratio_by_length,
     shaped_rewards,
     zero_advantage_slots,
 )
@@ -144,6 +146,9 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         if self.use_vllm and self.vllm_mode == "colocate" and not _on_gpu():
             # vLLM's CPU backend repacks its linear weights: per-parameter loading has nothing to load into.
             self.vllm_generation.sync_weights = functools.partial(reload_sync, self.vllm_generation)
+        # A skipped batch runs no backward pass: under DeepSpeed, accelerate's backward also takes the
+        # optimizer step (engine.step), which would move the weights by momentum and decay on a zero gradient.
+        self.accelerator.backward = self._skipping(self.accelerator.backward)
         if self.args.steps_per_generation != self.args.gradient_accumulation_steps or self.num_iterations != 1:
             raise ValueError(
                 "POLARIS takes one optimizer step per batch: steps_per_generation must equal "
@@ -174,6 +179,14 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
             output["advantages"] = torch.tensor(
                 self._final_advantages, dtype=output["advantages"].dtype, device=output["advantages"].device
             )
+            ratio = output.get("importance_sampling_ratio")  # (B, T) token modes, (B, 1) sequence modes
+            if ratio is not None:
+                mask = output["completion_mask"].to(ratio.dtype)  # (B, T)
+                lengths = mask.sum(dim=1)  # (B,)
+                per_response = ((ratio * mask).sum(dim=1) / lengths.clamp(min=1) if ratio.shape[1] > 1
+                                else ratio[:, 0])  # (B,)
+                for key, value in ratio_by_length(per_response.tolist(), lengths.long().tolist()).items():
+                    self._metrics["train"][key].append(value)
         return output
 
     def _generate(self, prompts: list[Any]):
@@ -335,6 +348,16 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         return current, sampled, record
 
     # -- update step -------------------------------------------------------------------------------
+
+    def _skipping(self, step: Callable[..., Any]) -> Callable[..., Any]:
+        """``step`` (the backward pass) run except on a batch flagged to skip."""
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if self.model.training and self._skip_batch:
+                return None
+            return step(*args, **kwargs)
+
+        return guarded
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.model.training and self._skip_batch:
