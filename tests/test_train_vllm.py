@@ -206,36 +206,53 @@ def test_dynamic_sampling_refills_from_the_engine(tiny_model_dir, tmp_path):
     assert sum(r["dynamic"]["generated"] for r in decisions) > 2 * 4 * 2  # at least one refill round
 
 
-def test_polaris_run_trains_with_colocated_vllm_rollouts(tiny_run, tmp_path):
-    """The whole ``polaris run`` — profile, temperature searches, two stages of growing length, evaluation —
-    with every training rollout from the colocated engine, from the warm-started tiny model. Stage 2 has
-    problems stage 1 solved, so rescue and substitution act on engine rollouts; the importance-sampling
-    ratio stays at 1 (a float32 engine synced after every step)."""
+def test_polaris_run_with_every_rollout_from_vllm_at_a_size(tiny_run, tmp_path):
+    """The whole ``polaris run`` from the warm-started tiny model with every rollout from vLLM: the profile
+    (96 problems x 4), the temperature steps (up to 128 x 4), training from the colocated engine (32 prompts x 4
+    a step, two stages of growing length) and the evaluation. Each generating step has more prompt tokens
+    in flight than its engine takes in one step, so prefills are spread over many engine steps. Stage 2
+    has problems stage 1 solved, so rescue and substitution act on engine rollouts; the
+    importance-sampling ratio stays at 1 (a float32 engine synced after every step)."""
     from polaris.cli import main
+    from polaris.data.loaders import load_problems
+    from polaris.data.problem import build_messages
+    from polaris.generation import chat_prompts
+    from polaris.models.loading import load_tokenizer
 
     data = tiny_run / "data" / "arith-train.parquet"
+    test = tiny_run / "data" / "arith-test.parquet"
+    base = tiny_run / "models" / "base"
     run = tmp_path / "run"
-    args = ["run", "--run-dir", str(run), "--set", f"model.path={tiny_run / 'models' / 'base'}",
-            "--set", f"data.train={data}", "--set", "data.limit=32", "--set", "train.batch_prompts=16",
+    args = ["run", "--run-dir", str(run), "--set", f"model.path={base}",
+            "--set", f"data.train={data}", "--set", "train.batch_prompts=32",
             "--set", "train.rollouts=4", "--set", "train.learning_rate=1e-4", "--set", "train.save_steps=2",
+            "--set", "train.generation_backend=vllm", "--set", "eval.backend=vllm",
             "--set", "train.engine.backend=vllm", "--set", "train.engine.vllm_mode=colocate",
             "--set", "stages=[{steps: 2, max_response_tokens: 64, temperature: 1.0}, "
                      "{steps: 2, max_response_tokens: 96, temperature: 1.0}]",
-            "--set", "eval.benchmarks=[]", "--set", "profile.k=4"]
+            "--set", f"eval.benchmarks=[{test}]", "--set", "eval.k=4", "--set", "eval.evaluate_base=false",
+            "--set", "profile.k=4", "--set", "temperature_search.problems=128", "--set", "temperature_search.n=4"]
     assert main(args) == 0
+    # prompt tokens in flight: more than one engine step takes (TRL's colocated engine: 4096 a step; ours 8192)
+    problems = load_problems(data)
+    prompts = [len(ids) for ids in chat_prompts(load_tokenizer(base), [build_messages(p) for p in problems])]
+    assert 4 * sum(prompts) > 8192 and 4 * sum(sorted(prompts)[:32]) > 4096
     summary = json.loads((run / "summary.json").read_text())
     assert all(s["status"] == "done" for s in summary["steps"].values())
+    assert summary["steps"]["profile"]["result"]["problems"] == len(problems) == 96
     assert summary["steps"]["train:2"]["result"]["steps"] == 2
+    assert summary["results"]["stage-2"][test.stem]["k"] == 4
     metrics = [r for r in read_jsonl(run / "logs" / "metrics.jsonl") if "train/loss" in r]
     assert [(r["stage"], r["step"]) for r in metrics] == [(1, 1), (1, 2), (2, 1), (2, 2)]
     for r in metrics:
         # each stage's engine honours the stage's own response limit (64, then 96 tokens)
-        assert r["rollout/generated"] == 64 and r["trl/completions/max_length"] <= (64 if r["stage"] == 1 else 96)
+        assert r["rollout/generated"] == 128 and r["trl/completions/max_length"] <= (64 if r["stage"] == 1 else 96)
         for key in ("min", "mean", "max"):
             assert r[f"trl/sampling/importance_sampling_ratio/{key}"] == pytest.approx(1.0, abs=1e-3)
+        assert r["train/is_ratio_by_length/q4"] == pytest.approx(1.0, abs=1e-3)
     difficulty = read_jsonl(run / "logs" / "difficulty.jsonl")
     assert [(r["stage"], r["step"]) for r in difficulty] == [(1, 1), (1, 2), (2, 1), (2, 2)]
-    assert all(len(r["accuracies"]) == 16 for r in difficulty)
+    assert all(len(r["accuracies"]) == 32 for r in difficulty)
     decisions = [r for k in (1, 2) for r in read_jsonl(run / "work" / f"stage-{k}" / "decisions-rank0.jsonl")]
     assert [(r["stage"], r["step"]) for r in decisions] == [(1, 1), (1, 2), (2, 1), (2, 2)]
     # the recipe acted on engine rollouts: some group was copied (or rescued) in the run

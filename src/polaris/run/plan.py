@@ -13,7 +13,7 @@ commands (:mod:`polaris.run.launch`). Nothing is loaded and no GPU is needed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -309,10 +309,42 @@ def _t(value: float | str | None) -> str:
 
 
 
+@dataclass(frozen=True)
+class ProfileOutcome:
+    """A difficulty profile and what the pass-rate filter keeps of it."""
+
+    k: int
+    records: list[Any]
+    kept: list[Any]
+
+    @property
+    def histogram(self) -> list[int]:
+        from polaris.recipe import pass_histogram
+
+        return pass_histogram((r.correct for r in self.records if r.k == self.k), self.k)
+
+    @property
+    def histogram_kept(self) -> list[int]:
+        from polaris.recipe import pass_histogram
+
+        return pass_histogram((r.correct for r in self.kept if r.k == self.k), self.k)
+
+    def summary(self) -> dict[str, Any]:
+        return {"k": self.k, "histogram": self.histogram, "histogram_kept": self.histogram_kept,
+                "problems": len(self.records), "kept": len(self.kept)}
+
+
+def filter_profile(records: Sequence[Any], profile: ProfilePlan) -> ProfileOutcome:
+    """Keep problems solved ``min_correct``..``max_correct`` times of k (by default: drop the solved ones)."""
+    from polaris.recipe import filter_by_pass_rate
+
+    kept = filter_by_pass_rate(records, min_correct=profile.min_correct, max_correct=profile.max_correct)
+    return ProfileOutcome(profile.k, list(records), kept)
+
+
 def profile_summary(plan: Plan, layout: RunLayout) -> dict[str, Any] | None:
     """Histogram and kept count of the run's difficulty profile (or the saved one it will reuse)."""
     from polaris.recipe import DifficultyRecord
-    from polaris.run.steps import filter_profile
 
     records = layout.read_profile()
     path = layout.profile

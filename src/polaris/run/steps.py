@@ -24,7 +24,7 @@ temperature`` and ``polaris train`` run one of them on a recipe (a file, or the 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ from polaris.config import BUILTIN_TRAIN
 from polaris.errors import RecipeError
 from polaris.progress import log
 from polaris.run.layout import RunLayout, TemperatureRecord
-from polaris.run.plan import Plan, ProfilePlan, StagePlan
+from polaris.run.plan import Plan, ProfileOutcome, StagePlan, filter_profile
 
 #: ``record(model, benchmark, summary)``: where an evaluation's summary goes (``summary.json`` results).
 ResultSink = Callable[[str, str, dict[str, Any]], None]
@@ -153,39 +153,6 @@ def warm_start(ctx: Context) -> dict[str, Any]:
 
 
 # -- difficulty ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProfileOutcome:
-    """A difficulty profile and what the pass-rate filter keeps of it."""
-
-    k: int
-    records: list[Any]
-    kept: list[Any]
-
-    @property
-    def histogram(self) -> list[int]:
-        from polaris.recipe import pass_histogram
-
-        return pass_histogram((r.correct for r in self.records if r.k == self.k), self.k)
-
-    @property
-    def histogram_kept(self) -> list[int]:
-        from polaris.recipe import pass_histogram
-
-        return pass_histogram((r.correct for r in self.kept if r.k == self.k), self.k)
-
-    def summary(self) -> dict[str, Any]:
-        return {"k": self.k, "histogram": self.histogram, "histogram_kept": self.histogram_kept,
-                "problems": len(self.records), "kept": len(self.kept)}
-
-
-def filter_profile(records: Sequence[Any], profile: ProfilePlan) -> ProfileOutcome:
-    """Keep problems solved ``min_correct``..``max_correct`` times of k (by default: drop the solved ones)."""
-    from polaris.recipe import filter_by_pass_rate
-
-    kept = filter_by_pass_rate(records, min_correct=profile.min_correct, max_correct=profile.max_correct)
-    return ProfileOutcome(profile.k, list(records), kept)
 
 
 def profile(ctx: Context, *, model: str | Path | None = None) -> dict[str, Any]:
@@ -473,13 +440,12 @@ def evaluate(ctx: Context, name: str, *, record: ResultSink | None = None) -> di
     """The model ``name`` (``base`` or ``stage-K``) on every benchmark of the recipe, through a backend."""
     from polaris.backends import BackendOptions
     from polaris.evaluate import evaluate_benchmarks, load_eval_backend, write_results
-    from polaris.run.plan import benchmark_k
 
     recipe = ctx.recipe
     ev = ctx.plan.eval
     # Data first: an offline Hub benchmark fails before the model loads.
     benches = [ctx.resolve_benchmark(spec) for spec in recipe.eval.benchmarks]
-    k_of = {bench.name: benchmark_k(spec, recipe) for bench, spec in zip(benches, recipe.eval.benchmarks, strict=True)}
+    k_of = {bench.name: ev.benchmarks[spec] for bench, spec in zip(benches, recipe.eval.benchmarks, strict=True)}
     backend = load_eval_backend(recipe.eval.backend, str(ctx.model_of(name)), BackendOptions(
         dtype=recipe.model.dtype, yarn=ev.yarn, seed=recipe.seed,
         tensor_parallel_size=recipe.eval.tensor_parallel_size), benches, ev.settings.max_new_tokens,
