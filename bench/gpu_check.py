@@ -40,6 +40,9 @@ from pathlib import Path
 
 from polaris.run.layout import RunLayout
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rollouts import build_model  # the same random Qwen3-architecture model as the CPU benches
+
 REPO = Path(__file__).resolve().parent.parent
 TOKENIZER_PLACES = (REPO.parent / "shared/data/tokenizers/qwen3", REPO / "shared/data/tokenizers/qwen3")
 #: Qwen3-0.6B's shapes (0.6B parameters with its 151,669-token vocabulary, tied embeddings).
@@ -78,22 +81,6 @@ def find_tokenizer(given: Path | None) -> Path:
             return place
     raise SystemExit(f"the Qwen3 tokenizer is not at {given or ' or '.join(map(str, TOKENIZER_PLACES))}; "
                      "pass --tokenizer DIR (a folder with tokenizer.json and its chat template)")
-
-
-def build_model(out: Path, tokenizer_dir: Path, size: dict[str, int], dtype: str) -> Path:
-    import torch
-    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
-
-    if (out / "config.json").exists():
-        return out
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = Qwen3Config(vocab_size=len(tokenizer), max_position_embeddings=2048, tie_word_embeddings=True,
-                         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None, **size)
-    torch.manual_seed(0)
-    Qwen3ForCausalLM(config).to(getattr(torch, dtype)).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 class GpuMemory:
@@ -217,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if args.cpu_smoke:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-        model = build_model(args.work / "qwen3-cpu-smoke", tokenizer, CPU_SIZE, "float32")
+        model = build_model(args.work / "qwen3-cpu-smoke", CPU_SIZE, tokenizer_dir=tokenizer)
         settings = {"dtype": "float32", "checkpointing": False, "tokens": (16, 24, 32)}
         device = "CPU (--cpu-smoke: a 2-layer model, float32; not a GPU figure)"
     else:
-        model = build_model(args.work / "qwen3-0.6b-random", tokenizer, GPU_SIZE, "bfloat16")
+        model = build_model(args.work / "qwen3-0.6b-random", GPU_SIZE, tokenizer_dir=tokenizer, dtype="bfloat16")
         settings = {"dtype": "bfloat16", "checkpointing": True, "tokens": (256, 384, 3200)}
         device = f"{gpus} x {torch.cuda.get_device_name(0)}"
     rows = [run_path("colocate", model, args.work, launch=False, timeout=args.timeout, **settings)]

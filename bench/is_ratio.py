@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rollouts import QWEN3_TOKENIZER, SIZE, build_model
+from rollouts import QWEN3_TOKENIZER, SIZE, build_model, write_result
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,10 +128,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{r['sequence_inside_cap']:.0%} | {r['seconds']:.0f} |" for r in rows],
         "",
     ]
-    text = "\n".join(lines)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    print(text)
+    write_result(args.out, lines)
     return 0
 
 

@@ -35,20 +35,30 @@ SIZE = {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, 
         "num_key_value_heads": 3, "head_dim": 64}
 
 
-def build_model(out: Path, size: dict[str, int]) -> Path:
+def build_model(out: Path, size: dict[str, int], *, tokenizer_dir: Path = QWEN3_TOKENIZER,
+                dtype: str = "float32") -> Path:
+    """A Qwen3-architecture model of ``size`` with random weights and the real Qwen3 tokenizer (made once)."""
     import torch
     from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
     if (out / "config.json").exists():
         return out
-    tokenizer = AutoTokenizer.from_pretrained(QWEN3_TOKENIZER)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     config = Qwen3Config(vocab_size=len(tokenizer), max_position_embeddings=2048, tie_word_embeddings=True,
                          eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=None, **size)
     torch.manual_seed(0)
-    Qwen3ForCausalLM(config).save_pretrained(out)
+    Qwen3ForCausalLM(config).to(getattr(torch, dtype)).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def write_result(path: Path, lines: list[str]) -> None:
+    """Write a bench's Markdown result and print it."""
+    text = "\n".join(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(text)
 
 
 def throughput(backend_name: str, model: Path, *, prompts: int, n: int, new_tokens: int, repeats: int) -> dict:
@@ -230,10 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if not runs:
         lines = lines[:next(i for i, line in enumerate(lines) if line.startswith("`polaris run` on a small"))]
-    text = "\n".join(lines)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    print(text)
+    write_result(args.out, lines)
     return 0
 
 
