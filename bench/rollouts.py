@@ -145,7 +145,7 @@ def training_stage(engine: str, model: Path, work: Path, *, steps: int, prompts:
     try:
         problems = [Problem(f"q{i}", f"What is {i} + {2 * i}?", str(3 * i)) for i in range(prompts * steps)]
         settings = TrainSettings(batch_prompts=prompts, rollouts=n, save_steps=1000, learning_rate=1e-6,
-                                 rescue=False, substitution=False,
+                                 rescue=False, substitution=False, micro_batch_sequences=4,  # 151K-token logits
                                  engine=EngineSettings(backend=engine, vllm_mode="colocate"))
         stage = StageRun(index=1, steps=steps, temperature=1.0, max_response_tokens=new_tokens, learning_rate=1e-6,
                          problems=problems)

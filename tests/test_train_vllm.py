@@ -182,6 +182,42 @@ def test_carried_log_probs_follow_the_tokens():
     assert len(carried) == 4 and all(math.isnan(x) for x in carried)
 
 
+def test_validation_samples_through_the_colocated_engine(tiny_model_dir, tmp_path, monkeypatch):
+    """With vLLM rollouts, validation during training goes through the trainer's engine (with the weights of
+    the step), not transformers ``generate``; its records land in the metrics log."""
+    from polaris import validation
+    from polaris.config import ValidationSettings
+    from polaris.train.stages import train_stage
+    from polaris.validation import ValidationCallback
+
+    def no_transformers(*args, **kwargs):
+        raise AssertionError("validation went through transformers generate")
+
+    monkeypatch.setattr(validation, "evaluate_distributed", no_transformers)
+    synced = []
+    original = validation.evaluate_with_engine
+
+    def recording(trainer, *args, step, **kwargs):
+        out = original(trainer, *args, step=step, **kwargs)
+        synced.append((step, trainer._last_loaded_step))
+        return out
+
+    monkeypatch.setattr(validation, "evaluate_with_engine", recording)
+    problems = [Problem(f"p{i}", f"Compute {i}+{i}.", str(2 * i)) for i in range(8)]
+    bench = [Problem(f"v{i}", f"Compute {i}+1.", str(i + 1)) for i in range(6)]
+    paths = _paths(tmp_path)
+    settings = ValidationSettings(every_steps=1, benchmark="arith-test", k=2)
+    callback = ValidationCallback(settings, stage=1, temperature=0.6, max_new_tokens=8, benchmark="val",
+                                  problems=bench, metrics_path=paths.metrics, tb_dir=None, seed=0)
+    train = TrainSettings(batch_prompts=4, rollouts=2, save_steps=100, engine=COLOCATE)
+    train_stage(tiny_model_dir, _stage(problems, steps=2, tokens=8), train, paths, seed=0,
+                reward=alternating_reward, callbacks=[callback])
+    assert synced == [(1, 1), (2, 2)]  # the engine had the weights of the step it validated
+    records = [r for r in read_jsonl(paths.metrics) if "eval/val/avg@2" in r]
+    assert [(r["stage"], r["step"]) for r in records] == [(1, 1), (1, 2)]
+    assert all(0.0 <= r["eval/val/avg@2"] <= 1.0 and 0 < r["eval/val/mean_length"] <= 8 for r in records)
+
+
 def test_dynamic_sampling_refills_from_the_engine(tiny_model_dir, tmp_path):
     """DAPO dynamic sampling on vLLM rollouts: the zero-advantage groups are refilled by extra engine rounds,
     every generated rollout is counted, and the update sees only groups with an advantage."""

@@ -55,7 +55,7 @@ def test_each_stage_of_server_mode_has_its_own_weight_sync_port():
 def test_colocated_engine_keywords():
     assert colocated_engine_kwargs("bfloat16", cpu=False) == {"dtype": "bfloat16"}
     cpu = colocated_engine_kwargs("float32", cpu=True)
-    assert cpu["dtype"] == "float32" and cpu["enforce_eager"] is True
+    assert cpu["dtype"] == "float32" and cpu["enforce_eager"] is True and cpu["enable_chunked_prefill"] is False
     assert cpu["kv_cache_memory_bytes"] == int(float(os.environ.get("VLLM_CPU_KVCACHE_SPACE") or 2) * 2**30)
 
 
@@ -174,3 +174,17 @@ def test_only_the_first_process_waits_for_the_server(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     steps.check_training_engine(recipe)
     assert waited == [("127.0.0.1", 8000, recipe.train.engine.vllm_server_timeout)]
+
+
+def test_an_engine_with_whole_prefills_holds_a_context_per_step(monkeypatch, tmp_path):
+    import json
+
+    import trl.generation.vllm_generation as generation
+
+    calls = []
+    monkeypatch.setattr(generation, "LLM", lambda **kw: calls.append(kw), raising=False)
+    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 40960}), encoding="utf-8")
+    with engine_settings({"enable_chunked_prefill": False}):
+        generation.LLM(model=str(tmp_path), max_model_len=None, max_num_batched_tokens=4096)  # TRL's keywords
+        generation.LLM(model=str(tmp_path), max_model_len=1024, max_num_batched_tokens=4096)
+    assert [c["max_num_batched_tokens"] for c in calls] == [40960, 4096]

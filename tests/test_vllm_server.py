@@ -71,6 +71,19 @@ def test_trl_vllm_serve_answers_health_and_generation_on_a_cpu(tiny_model_dir: P
         assert len(out["completion_ids"]) == 6 and all(1 <= len(ids) <= 6 for ids in out["completion_ids"])
         for ids, logprobs in zip(out["completion_ids"], out["logprobs"], strict=True):
             assert len(logprobs) == len(ids) and all(lp[0] <= 0 for lp in logprobs)
+        # validation in server mode samples through the same client (polaris.backends.vllm_backend.ServerBackend)
+        from polaris.backends.vllm_backend import ServerBackend
+        from polaris.generation import SamplingParams
+
+        backend = ServerBackend(client, tokenizer)
+        params = SamplingParams(n=2, temperature=1.0, max_new_tokens=5, seed=7)
+        first = backend.generate(prompts, params)
+        assert [len(c) for c in first] == [2, 2, 2]
+        assert all(1 <= len(x.token_ids) <= 5 and x.truncated == (len(x.token_ids) == 5
+                                                                   and x.token_ids[-1] != tokenizer.eos_token_id)
+                   for c in first for x in c)
+        assert [[x.token_ids for x in c] for c in backend.generate(prompts, params)] == \
+            [[x.token_ids for x in c] for c in first]  # seeded: the same completions again
         # the weight sync of server mode is NCCL: TRL refuses it without CUDA, naming why
         with pytest.raises((NotImplementedError, RuntimeError), match=r"CUDA|weight-transfer"):
             client.init_communicator(device="cpu")

@@ -17,8 +17,14 @@ resumed stage cuts these records back with the others.
 
 Several processes: every rank samples its share of the problems (padded to equal shares, and
 ``generate(synced_gpus=True)``, so sharded engines — ZeRO-3, FSDP — step together); the rows are
-gathered and the main process computes avg@k over all problems. Generation uses transformers on the
-training processes, even when rollouts use vLLM: the callback has no vLLM engine of its own.
+gathered and the main process computes avg@k over all problems.
+
+Which engine generates: with vLLM training rollouts, the trainer's own engine (:meth:`ValidationCallback.use_engine`,
+called by the trainer), after pushing the weights of the step into it — colocated: every rank samples its
+share with its engine (a tensor-parallel group shares one); server mode: the main process sends every problem
+to the server (:class:`~polaris.backends.vllm_backend.ServerBackend`). Without vLLM, transformers on the
+training processes (on ZeRO-3 shards that gathers every layer for every token: slow, so GPU recipes train
+with vLLM rollouts).
 """
 
 from __future__ import annotations
@@ -75,6 +81,42 @@ def evaluate_distributed(model, tokenizer, problems, settings: EvalSettings, *, 
     return summarize(gather_object(rows), settings)
 
 
+def evaluate_with_engine(trainer, tokenizer, problems, settings: EvalSettings, *, seed: int, step: int, rank: int,
+                         world: int, desc: str | None = None, reward=None) -> dict[str, Any] | None:
+    """The summary over all ``problems`` sampled by ``trainer``'s vLLM engine with the weights of ``step``
+    (``None`` on the ranks that do not compute it: server mode's other ranks)."""
+    from polaris.backends.vllm_backend import ServerBackend, VLLMBackend
+    from polaris.evaluate import evaluate_with_backend, summarize
+
+    generation = trainer.vllm_generation
+    generation.sync_weights()  # every rank: the parameter gathers of sharded engines are collective
+    trainer._last_loaded_step = step  # TRL need not push the same weights again before the next rollouts
+    if trainer.vllm_mode == "server":
+        if rank != 0:
+            return None
+        backend = ServerBackend(generation.vllm_client, tokenizer)
+        return evaluate_with_backend(backend, problems, settings, seed=seed, desc=desc, reward=reward)[1]
+    # colocated: one engine per tensor-parallel group; every rank of a group asks it the same share
+    tp = generation.tensor_parallel_size
+    group, groups = rank // tp, world // tp
+    mine, real = shard(problems, group, groups) if groups > 1 else (list(problems), len(problems))
+    sleeping = generation.enable_sleep_mode
+    if sleeping:
+        generation.llm.wake_up(tags=["kv_cache"])
+    try:
+        rows, summary = evaluate_with_backend(VLLMBackend(generation.llm, tokenizer, {}), mine, settings,
+                                              seed=seed + group, desc=desc, keep=real, reward=reward)
+    finally:
+        if sleeping:
+            generation.llm.sleep(level=2)
+            generation._llm_weights_sleeping = True
+    if world == 1:
+        return summary
+    from accelerate.utils import gather_object
+
+    return summarize(gather_object(rows if rank % tp == 0 else []), settings)
+
+
 def _callback_base():
     from transformers import TrainerCallback
 
@@ -98,6 +140,11 @@ class ValidationCallback(_callback_base()):  # type: ignore[misc]
         self.seed = seed
         self.reward = reward  # the recipe's own reward function for evaluation; None: the built-in grader
         self._writer = None
+        self.trainer = None  # a trainer with vLLM rollouts (use_engine): validate through its engine
+
+    def use_engine(self, trainer) -> None:
+        """Validate through ``trainer``'s vLLM rollout engine (TRL's ``vllm_generation``) instead of transformers."""
+        self.trainer = trainer
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if state.global_step % self.settings.every_steps:
@@ -105,9 +152,15 @@ class ValidationCallback(_callback_base()):  # type: ignore[misc]
         from accelerate import PartialState
 
         dist = PartialState()
-        summary = evaluate_distributed(model, processing_class, self.problems, self.eval_settings,
-                                       seed=self.seed + state.global_step, rank=dist.process_index,
-                                       world=dist.num_processes, desc=f"validate {self.name}", reward=self.reward)
+        if self.trainer is not None:
+            summary = evaluate_with_engine(self.trainer, processing_class, self.problems, self.eval_settings,
+                                           seed=self.seed + state.global_step, step=state.global_step,
+                                           rank=dist.process_index, world=dist.num_processes,
+                                           desc=f"validate {self.name}", reward=self.reward)
+        else:
+            summary = evaluate_distributed(model, processing_class, self.problems, self.eval_settings,
+                                           seed=self.seed + state.global_step, rank=dist.process_index,
+                                           world=dist.num_processes, desc=f"validate {self.name}", reward=self.reward)
         if not state.is_world_process_zero:
             return
         metrics = validation_metrics(self.name, summary)

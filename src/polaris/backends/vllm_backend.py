@@ -214,3 +214,43 @@ class VLLMBackend:
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, **{k: v for k, v in self.engine_kwargs.items() if k != "hf_overrides"},
                 "hf_overrides": self.engine_kwargs.get("hf_overrides")}
+
+
+@dataclass
+class ServerBackend:
+    """Generation through a running vLLM server with TRL's client (``trl.generation.vllm_client.VLLMClient``):
+    server mode's engine, used for validation during training. Only the process holding the client calls it."""
+
+    client: Any
+    tokenizer: Any
+    max_model_len: int | None = None
+    name: str = "vllm-server"
+
+    def generate(
+        self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *, batch_size: int = 0,
+        batch_tokens: int | None = None, desc: str | None = None,
+    ) -> list[list[Completion]]:
+        if params.extra:
+            raise ValueError(f"the vllm server does not take transformers generate() extras: {sorted(params.extra)}")
+        out = self.client.generate(prompts=[list(ids) for ids in prompt_ids], n=params.n,
+                                   temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+                                   max_tokens=params.max_new_tokens, logprobs=None,
+                                   generation_kwargs={"seed": params.seed} if params.seed is not None else None)
+        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        completions = [
+            Completion(self.tokenizer.decode(ids, skip_special_tokens=True), tuple(ids),
+                       len(ids) >= params.max_new_tokens and (not ids or ids[-1] not in eos))
+            for ids in out["completion_ids"]
+        ]
+        n = params.n
+        return [completions[i * n:(i + 1) * n] for i in range(len(prompt_ids))]
+
+    def context_length(self) -> int | None:
+        return self.max_model_len
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "max_model_len": self.max_model_len}
+
+    def close(self) -> None:
+        """The server belongs to the run, not to this backend: nothing to free."""
+

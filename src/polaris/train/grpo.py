@@ -146,6 +146,10 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         if self.use_vllm and self.vllm_mode == "colocate" and not _on_gpu():
             # vLLM's CPU backend repacks its linear weights: per-parameter loading has nothing to load into.
             self.vllm_generation.sync_weights = functools.partial(reload_sync, self.vllm_generation)
+        if self.use_vllm:  # validation samples through the rollout engine (polaris.validation.ValidationCallback)
+            for callback in self.callback_handler.callbacks:
+                if hasattr(callback, "use_engine"):
+                    callback.use_engine(self)
         # A skipped batch runs no backward pass: under DeepSpeed, accelerate's backward also takes the
         # optimizer step (engine.step), which would move the weights by momentum and decay on a zero gradient.
         self.accelerator.backward = self._skipping(self.accelerator.backward)

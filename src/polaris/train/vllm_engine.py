@@ -12,6 +12,9 @@ gives it no dtype, no eager switch and no KV-cache size. Three things then go wr
   reserves; with the trainer in the same process, 0.9 of it is refused. The engine gets an explicit
   KV cache instead (``kv_cache_memory_bytes``, :data:`CPU_KV_CACHE_GIB` GiB unless
   ``VLLM_CPU_KVCACHE_SPACE`` says otherwise).
+- **whole prefills.** vLLM's CPU sampler crashes when a prefill split across engine steps meets a
+  per-request seed (validation through this engine uses seeds): chunked prefill is off, and an engine
+  step holds at least one whole context.
 
 These reach the engine through :func:`engine_settings`, a context manager that wraps the ``LLM``
 constructor TRL's module calls, for the duration of the trainer's construction only; TRL's code is
@@ -45,8 +48,16 @@ def colocated_engine_kwargs(dtype: str, *, cpu: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"dtype": dtype}
     if cpu:
         gib = float(os.environ.get("VLLM_CPU_KVCACHE_SPACE") or CPU_KV_CACHE_GIB)
-        out.update(enforce_eager=True, kv_cache_memory_bytes=int(gib * 2**30))
+        # prefills stay whole: vLLM's CPU sampler crashes on a split prefill with per-request seeds (validation)
+        out.update(enforce_eager=True, kv_cache_memory_bytes=int(gib * 2**30), enable_chunked_prefill=False)
     return out
+
+
+def model_positions(model: str) -> int:
+    """``max_position_embeddings`` of a local model folder (0: unknown)."""
+    from polaris.models.yarn import read_config_json
+
+    return int((read_config_json(model) or {}).get("max_position_embeddings") or 0)
 
 
 #: Variables TRL sets for the colocated engine's rendezvous (``_init_vllm``), restored afterwards.
@@ -69,7 +80,11 @@ def engine_settings(extra: dict[str, Any]) -> Iterator[None]:
     saved = {key: os.environ.get(key) for key in RENDEZVOUS_VARIABLES}
 
     def build(*args: Any, **kwargs: Any) -> Any:
-        return original(*args, **{**kwargs, **extra})
+        merged = {**kwargs, **extra}
+        if merged.get("enable_chunked_prefill") is False:  # an engine step must hold a whole context
+            context = merged.get("max_model_len") or model_positions(str(merged.get("model", "")))
+            merged["max_num_batched_tokens"] = max(int(merged.get("max_num_batched_tokens") or 0), int(context))
+        return original(*args, **merged)
 
     setattr(module, attribute, build)
     try:
