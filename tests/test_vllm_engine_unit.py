@@ -188,3 +188,15 @@ def test_an_engine_with_whole_prefills_holds_a_context_per_step(monkeypatch, tmp
         generation.LLM(model=str(tmp_path), max_model_len=None, max_num_batched_tokens=4096)  # TRL's keywords
         generation.LLM(model=str(tmp_path), max_model_len=1024, max_num_batched_tokens=4096)
     assert [c["max_num_batched_tokens"] for c in calls] == [40960, 4096]
+
+
+def test_nothing_is_wrapped_without_engine_settings(monkeypatch):
+    """Transformers rollouts never touch TRL's vLLM module (vLLM need not be installed)."""
+    import importlib
+
+    def refuse(name, *args, **kwargs):
+        raise AssertionError(f"imported {name}")
+
+    monkeypatch.setattr(importlib, "import_module", refuse)
+    with engine_settings({}):
+        pass

@@ -74,6 +74,9 @@ def engine_settings(extra: dict[str, Any]) -> Iterator[None]:
     """
     import importlib
 
+    if not extra:  # transformers rollouts, or TRL's engine as it is: nothing to wrap (vLLM need not be installed)
+        yield
+        return
     module_name, attribute = TRL_ENGINE_CONSTRUCTOR
     module = importlib.import_module(module_name)
     original = getattr(module, attribute)
