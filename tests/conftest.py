@@ -57,7 +57,10 @@ data:
 profile: {k: 8}
 temperature_search: {grid: [0.8, 1.0, 1.2], problems: 16, n: 4, accuracy_tolerance: 0.05, stage_step: 0.05,
                      stage_max_increase: 0.1}
-train: {batch_prompts: 6, rollouts: 4, learning_rate: 1.0e-4, save_steps: 2}
+# min_informative 0: a step trains whenever one group of 6 is informative. With the default (a batch of at
+# most 6 // 3 informative groups is skipped), how many steps train hangs on the warm start's floating-point
+# path: on some machines every step of this short run is skipped and nothing downstream can be checked.
+train: {batch_prompts: 6, rollouts: 4, learning_rate: 1.0e-4, save_steps: 2, min_informative: 0}
 stages:
   - {steps: 3, max_response_tokens: 80, temperature: search}
   - {steps: 2, max_response_tokens: 96, temperature: search}
