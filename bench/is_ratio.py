@@ -22,6 +22,7 @@ import argparse
 import math
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -58,6 +59,7 @@ def measure(model: Path, work: Path, *, engine_dtype: str, tokens: int, steps: i
     PolarisGRPOTrainer._generate_and_score_completions = capture
     vllm_engine.colocated_engine_kwargs = lambda dtype, *, cpu: {**policy_kwargs(dtype, cpu=cpu), "dtype": engine_dtype}
     root = work / f"is-{engine_dtype}-{tokens}"
+    shutil.rmtree(root, ignore_errors=True)  # a fresh stage: a checkpoint left by an earlier run would be resumed
     try:
         problems = [Problem(f"q{i}", f"What is {i} + {2 * i}?", str(3 * i)) for i in range(prompts * steps)]
         settings = TrainSettings(batch_prompts=prompts, rollouts=n, save_steps=1000, learning_rate=1e-6,
