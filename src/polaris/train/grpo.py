@@ -133,6 +133,7 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
                  **kwargs: Any) -> None:
         """``engine_kwargs``: added to TRL's ``vllm.LLM`` keywords of a colocated engine
         (:func:`polaris.train.vllm_engine.colocated_engine_kwargs`)."""
+        from polaris.train.stages import _has_gpu
         from polaris.train.vllm_engine import engine_settings, reload_sync
 
         self.runtime = runtime
@@ -143,7 +144,7 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         kwargs["reward_funcs"] = [self.polaris_reward]
         with engine_settings(dict(engine_kwargs or {})):
             super().__init__(*args, **kwargs)
-        if self.use_vllm and self.vllm_mode == "colocate" and not _on_gpu():
+        if self.use_vllm and self.vllm_mode == "colocate" and not _has_gpu():
             # vLLM's CPU backend repacks its linear weights: per-parameter loading has nothing to load into.
             self.vllm_generation.sync_weights = functools.partial(reload_sync, self.vllm_generation)
         if self.use_vllm:  # validation samples through the rollout engine (polaris.validation.ValidationCallback)
@@ -433,12 +434,6 @@ def _carried_logprobs(everything: list[dict[str, Any]], group: Group, rollout: R
     if row["logprobs"] is not None and tuple(row["completion_ids"]) == rollout.token_ids:
         return list(row["logprobs"])
     return [float("nan")] * len(rollout.token_ids)
-
-
-def _on_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def save_runtime_state(runtime: RecipeRuntime, checkpoint_dir: str | Path) -> None:
