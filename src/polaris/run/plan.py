@@ -440,13 +440,23 @@ def plan_data(plan: Plan, layout: RunLayout, recipe_path: str, *, accelerate_con
         "eval": {"benchmarks": plan.eval.benchmarks,
                  "temperature": recipe.eval.temperature, "top_p": recipe.eval.top_p, "top_k": recipe.eval.top_k,
                  "max_new_tokens": recipe.eval.max_new_tokens, "backend": recipe.eval.backend,
+                 "tensor_parallel_size": recipe.eval.tensor_parallel_size,
                  "yarn": yarn.to_dict() if yarn else None, "context": plan.eval.context,
                  "stages": "every stage" + (" and the base model" if "base" in plan.eval.models else "")},
         "engine": {**vars(train.engine)},
         "generation": generation_places(recipe),
         "trl": trl_arguments(plan) if trl else None,
         "commands": [{"where": c.where, "line": c.shell()} for c in commands],
+        "memory": memory_data(plan),
     }
+
+
+def memory_data(plan: Plan) -> dict[str, Any]:
+    """The per-GPU memory estimate of :mod:`polaris.run.memory`, on the card the run is planned for."""
+    from polaris.run.memory import card_memory, plan_memory
+
+    card, source = card_memory(plan.recipe)
+    return plan_memory(plan.recipe, plan, card_bytes=card) | {"card_source": source}
 
 
 def generation_places(recipe: RecipeConfig) -> dict[str, str]:
@@ -466,7 +476,8 @@ def generation_places(recipe: RecipeConfig) -> dict[str, str]:
                f" ({train.engine.vllm_mode})" if train.engine.backend == "vllm" else ""),
            "evaluation": where(recipe.eval.backend)}
     if train.validation.every_steps:
-        out["validation"] = "transformers on the training processes"
+        out["validation"] = ("the training rollouts' vLLM engine" if train.engine.backend == "vllm"
+                             else "transformers on the training processes")
     return out
 
 
@@ -538,7 +549,10 @@ def format_plan(plan: dict[str, Any]) -> str:
                  f"({yarn['max_position_embeddings']} positions)" if yarn else "no YaRN")
     lines.append(f"                T={_t(ev['temperature'])}, top-p {ev['top_p']:g}, top-k {ev['top_k'] or 'off'}, "
                  f"up to {ev['max_new_tokens']} new tokens; {yarn_text}; context {ev['context']}; "
-                 f"backend {ev['backend']}")
+                 f"backend {ev['backend']}" + (
+                     "" if ev["backend"] != "vllm" else
+                     ", TP auto (every GPU of the machine that divides the attention heads; 1 on a CPU)"
+                     if ev["tensor_parallel_size"] == "auto" else f", TP {ev['tensor_parallel_size']}"))
     if yarn and ev["context"] > yarn["max_position_embeddings"]:
         lines.append(f"                note: prompt + {ev['max_new_tokens']} tokens reach past the YaRN context "
                      f"{yarn['max_position_embeddings']}: transformers decodes on; vLLM admits it only with "
@@ -558,6 +572,9 @@ def format_plan(plan: dict[str, Any]) -> str:
     else:
         lines.append("rollouts        transformers generate on the training processes")
     lines.append("generation      " + "; ".join(f"{step}: {place}" for step, place in plan["generation"].items()))
+    from polaris.run.memory import format_memory
+
+    lines += format_memory(plan["memory"])
     if plan["trl"]:
         lines.append("TRL GRPOConfig  (polaris.train.stages.grpo_config)")
         for i, fields in enumerate(plan["trl"], start=1):
