@@ -90,3 +90,27 @@ def test_the_colocated_engine_is_built_and_synced_where_polaris_reaches_it():
     for field in ("vllm_importance_sampling_mode", "vllm_importance_sampling_clip_max",
                   "vllm_importance_sampling_correction"):
         assert field in GRPOConfig.__dataclass_fields__
+
+
+def test_per_token_inputs_and_the_loss_normaliser_allow_trimming_completion_padding():
+    """``trim_completion_padding`` cuts TRL's per-token tensors by name; the dapo loss divides by the generation
+    batch's token count (``num_items_in_batch``), not by the micro-batch's width, and the log-probs are computed
+    for ``completion_ids.size(1)`` positions."""
+    from polaris.train.grpo import PER_TOKEN_KEYS
+
+    made = source(GRPOTrainer._generate_and_score_completions)
+    for key in PER_TOKEN_KEYS:
+        assert f'"{key}"' in made or f"'{key}'" in made, key
+    loss = source(GRPOTrainer._compute_loss)
+    assert "logits_to_keep = completion_ids.size(1)" in loss
+    assert 'normalizer = inputs["num_items_in_batch"]' in loss
+
+
+def test_the_log_probs_come_from_a_fused_tiled_lm_head_of_the_size_the_memory_plan_counts():
+    from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
+    from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
+
+    from polaris.run.memory import LOGIT_TILE
+
+    assert "fused_lm_head=True" in source(GRPOTrainer._get_per_token_logps_and_entropies)
+    assert LOGIT_TILE == (TOKEN_CHUNK_SIZE, _CHUNKED_LOGPROB_CHUNK_SIZE)

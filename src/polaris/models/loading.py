@@ -17,11 +17,45 @@ DTYPES = ("float32", "bfloat16", "float16")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 
 
-def load_model(path: str | Path, *, dtype: str = "float32", device: str | None = None, **config_overrides):
+#: ``model.attn_implementation`` values: ``auto`` (:func:`resolve_attention`) or one of transformers' own.
+ATTENTION = ("auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+
+
+def resolve_attention(requested: str, *, gpu: bool, dtype: str) -> tuple[str, str | None]:
+    """``(attn_implementation for from_pretrained, a message or None)``.
+
+    ``auto``: FlashAttention-2 on a GPU in bfloat16/float16 when the ``flash-attn`` package is installed —
+    it drops the padding of every sequence, where SDPA with a padding mask computes the padded positions and
+    holds a ``T × T`` boolean mask (2.6 GiB at 53K tokens) — else SDPA, with a message on a GPU saying what is lost.
+    A FlashAttention asked for by name without its package, or without a GPU, is a :class:`ModelError`.
+    """
+    import importlib.util
+
+    if requested not in ATTENTION:
+        raise ModelError(f"model.attn_implementation: {requested!r} is not one of {', '.join(ATTENTION)}")
+    flash = importlib.util.find_spec("flash_attn") is not None
+    half = dtype in ("bfloat16", "float16")
+    if requested == "auto":
+        if gpu and half and flash:
+            return "flash_attention_2", None
+        if gpu and half:
+            return "sdpa", ("[polaris] attention: SDPA with a padding mask (model.attn_implementation: auto); "
+                            "install flash-attn (pip install flash-attn --no-build-isolation) for FlashAttention-2, "
+                            "which skips padding and the T x T mask on long responses")
+        return "sdpa", None
+    if requested.startswith("flash_attention") and not (gpu and half and (flash or requested.endswith("_3"))):
+        raise ModelError(f"model.attn_implementation: {requested} needs a CUDA GPU, model.dtype bfloat16 or float16 "
+                         f"and the flash-attn package{'' if flash else ' (not installed)'}; use auto or sdpa")
+    return requested, None
+
+
+def load_model(path: str | Path, *, dtype: str = "float32", device: str | None = None,
+               attn_implementation: str | None = None, **config_overrides):
     """``(model, tokenizer)`` from a local folder or a Hub id (offline: local folders only).
 
-    ``config_overrides`` are set on the model config before the weights load (for example
-    ``max_position_embeddings`` or ``rope_parameters`` for YaRN).
+    ``attn_implementation``: as transformers takes it (``None``: the model's default). ``config_overrides``
+    are set on the model config before the weights load (for example ``max_position_embeddings`` or
+    ``rope_parameters`` for YaRN).
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -33,7 +67,8 @@ def load_model(path: str | Path, *, dtype: str = "float32", device: str | None =
     config = AutoConfig.from_pretrained(path)
     for key, value in config_overrides.items():
         setattr(config, key, value)
-    model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=getattr(torch, dtype))
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=getattr(torch, dtype), **extra)
     if device is not None:
         model.to(device)
     return model, tokenizer

@@ -396,7 +396,8 @@ def train(ctx: Context, stage: int, *, model: str | Path | None = None,
     return train_stage(model or ctx.start_model(stage), run, recipe.train, ctx.layout.stage_paths(stage),
                        seed=recipe.seed, dtype=recipe.model.dtype,
                        max_position_embeddings=recipe.model.max_position_embeddings,
-                       callbacks=validation_callbacks(ctx, plan, run.temperature), reward=ctx.reward())
+                       callbacks=validation_callbacks(ctx, plan, run.temperature), reward=ctx.reward(),
+                       attn_implementation=recipe.model.attn_implementation)
 
 
 def check_training_engine(recipe) -> None:

@@ -370,11 +370,39 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
 
             # No forward pass: no parameter gets a gradient, so the optimizer step changes nothing.
             return torch.zeros((), device=self.accelerator.device, requires_grad=True)
-        out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        out = super().compute_loss(model, trim_completion_padding(inputs), return_outputs, num_items_in_batch)
         if self.model.training:
             check_finite_loss(out[0] if isinstance(out, tuple) else out, stage=self.runtime.stage,
                               step=self.state.global_step + 1, checkpoints=self.args.output_dir)
         return out
+
+
+#: TRL's per-token tensors of a micro-batch, lined up with its completion tokens (tests/test_trl_contract.py).
+PER_TOKEN_KEYS = ("completion_ids", "completion_mask", "old_per_token_logps", "ref_per_token_logps",
+                  "sampling_per_token_logps", "importance_sampling_ratio", "tool_mask")
+
+
+def trim_completion_padding(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The micro-batch without the completion columns that are padding in every row.
+
+    TRL pads a process's whole generation batch to its longest completion once, so without this every
+    micro-batch would run at that length. Completion padding is on the right and masked out of the
+    attention, so dropping it leaves every kept position's log-prob, and the token-sum loss (normalised by
+    the generation batch's token count, ``num_items_in_batch``), exactly as they were. Prompts keep their
+    left padding: dropping it would shift the positions of models with absolute position embeddings.
+    """
+    mask = inputs["completion_mask"]
+    width = mask.size(1)
+    filled = mask.any(dim=0).nonzero()
+    keep = int(filled.max()) + 1 if len(filled) else min(1, width)
+    if keep == width:
+        return dict(inputs)
+    out = dict(inputs)
+    for key in PER_TOKEN_KEYS:
+        value = out.get(key)
+        if value is not None and value.dim() >= 2 and value.size(1) == width:
+            out[key] = value[:, :keep]
+    return out
 
 
 def check_finite_loss(loss: Any, *, stage: int, step: int, checkpoints: str) -> None:

@@ -372,9 +372,10 @@ def truncate_metrics(path: Path, stage: int, after_step: int) -> None:
 
 def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, paths: StagePaths, *, seed: int,
                 dtype: str = "float32", max_position_embeddings: int | None = None,
-                callbacks: Sequence[Any] = (), reward: Any = None) -> dict[str, Any]:
+                callbacks: Sequence[Any] = (), reward: Any = None, attn_implementation: str = "auto") -> dict[str, Any]:
     """Train one stage from ``model_dir`` into ``paths.model``; resumes from ``paths.work``'s checkpoints.
 
+    ``attn_implementation``: ``model.attn_implementation`` (:func:`polaris.models.loading.resolve_attention`).
     ``paths.initial_state`` is the previous stage's recipe state: the rescue store carries over, so a
     problem solved once in stage 1 can still be rescued in stage 3. ``callbacks`` are extra
     ``TrainerCallback`` objects (the run layer adds validation there); ``reward`` the training reward
@@ -384,13 +385,14 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
 
     from accelerate import PartialState
 
-    from polaris.models.loading import load_model
+    from polaris.models.loading import load_model, resolve_attention
     from polaris.train.grpo import STATE_FILE, PolarisGRPOTrainer, RecipeRuntime
     from polaris.train.server import lost_server
     from polaris.train.vllm_engine import colocated_engine_kwargs, release
 
     overrides = {"max_position_embeddings": max_position_embeddings} if max_position_embeddings else {}
-    model, tokenizer = load_model(model_dir, dtype=dtype, **overrides)
+    attention, note = resolve_attention(attn_implementation, gpu=_has_gpu(), dtype=dtype)
+    model, tokenizer = load_model(model_dir, dtype=dtype, attn_implementation=attention, **overrides)
     problems, too_long = fit_prompts(stage.problems, tokenizer, train.max_prompt_tokens)
     if too_long:
         from dataclasses import replace
@@ -404,6 +406,8 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
              f"train.max_prompt_tokens ({train.max_prompt_tokens} tokens): left out of this stage")
         stage = replace(stage, problems=problems)
     state = PartialState(cpu=not _has_gpu())  # CPU processes join over gloo only when asked to
+    if note and state.is_main_process:
+        warn(note)
     runtime = RecipeRuntime(
         stage=stage.index,
         seed=seed,
