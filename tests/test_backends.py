@@ -209,3 +209,20 @@ def test_long_evaluation_reaches_its_budget_on_both_backends(tiny_model_dir: Pat
             assert summary["backend"]["max_model_len"] > 512  # the longest prompt + 512
             assert rows.loc[rows["length"] == 512, "truncated"].all()
     assert longest == {"transformers": 512, "vllm": 512}
+
+
+def test_auto_tensor_parallel_takes_every_gpu_that_divides_the_heads(monkeypatch):
+    from polaris.backends import vllm_backend
+    from polaris.backends.vllm_backend import auto_tensor_parallel
+
+    assert auto_tensor_parallel(0, 32) == 1  # a CPU
+    assert auto_tensor_parallel(8, 32) == 8
+    assert auto_tensor_parallel(6, 32) == 4  # 6 does not divide 32 heads; 4 is the most that does
+    assert auto_tensor_parallel(4, 28) == 4 and auto_tensor_parallel(8, 28) == 7
+    assert auto_tensor_parallel(3, None) == 3
+    config = {"num_attention_heads": 32, "max_position_embeddings": 40960}
+    assert vllm_engine_kwargs("m", BackendOptions(tensor_parallel_size="auto"), config, cpu=True)[
+        "tensor_parallel_size"] == 1
+    monkeypatch.setattr(vllm_backend, "_visible_gpus", lambda: 6)
+    assert vllm_engine_kwargs("m", BackendOptions(tensor_parallel_size="auto"), config)["tensor_parallel_size"] == 4
+    assert vllm_engine_kwargs("m", BackendOptions(tensor_parallel_size=2), config)["tensor_parallel_size"] == 2

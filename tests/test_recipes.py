@@ -153,16 +153,19 @@ def test_vllm_server_args_parse_in_trl(name):
 
 
 @pytest.mark.parametrize("name", QWEN3)
-def test_eval_engine_has_yarn_overrides(name):
+def test_eval_engine_has_yarn_overrides(name, monkeypatch):
+    from polaris.backends import vllm_backend
     from polaris.run.plan import eval_vllm_engine_kwargs
 
-    config = {"rope_theta": 1000000, "max_position_embeddings": 40960}
+    monkeypatch.setattr(vllm_backend, "_visible_gpus", lambda: 4)  # the training GPUs of the launch
+    config = {"rope_theta": 1000000, "max_position_embeddings": 40960, "num_attention_heads": 32}
     kwargs = eval_vllm_engine_kwargs(recipe(name), "runs/x/models/stage-2", config)
     rope = kwargs["hf_overrides"]["rope_parameters"]
     assert rope == {"rope_type": "yarn", "factor": 1.5, "original_max_position_embeddings": 40960,
                     "rope_theta": 1000000.0}
     assert kwargs["max_model_len"] == kwargs["hf_overrides"]["max_model_len"] == 91024
     assert kwargs["dtype"] == "bfloat16"
+    assert kwargs["tensor_parallel_size"] == 4  # eval.tensor_parallel_size: auto, every GPU the process sees
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_SCHEDULES))

@@ -43,7 +43,8 @@ class BackendOptions:
     device: str | None = None
     yarn: YarnSettings | None = None
     seed: int = 0
-    tensor_parallel_size: int = 1
+    tensor_parallel_size: int | str = 1
+    """GPUs per vLLM engine, or ``"auto"`` (:func:`polaris.backends.vllm_backend.auto_tensor_parallel`)."""
     gpu_memory_utilization: float = 0.9
     context: int | None = None
     """Positions a prompt and its response need (the evaluation's longest prompt + its response budget):

@@ -73,6 +73,22 @@ def vllm_sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
     }
 
 
+def _visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def auto_tensor_parallel(gpus: int, heads: int | None) -> int:
+    """The most of ``gpus`` that one engine can shard the model over: a count dividing the attention heads
+    (vLLM's requirement); 1 without a GPU."""
+    if gpus < 1:
+        return 1
+    if not heads:
+        return gpus
+    return max(t for t in range(1, gpus + 1) if heads % t == 0)
+
+
 def vllm_engine_kwargs(model_path: str, options, config: dict[str, Any] | None = None, *,
                        cpu: bool = False) -> dict[str, Any]:
     """``vllm.LLM(**kwargs)`` for a model folder or Hub id; ``config`` is its ``config.json``; ``cpu``:
@@ -83,7 +99,8 @@ def vllm_engine_kwargs(model_path: str, options, config: dict[str, Any] | None =
         "model": str(model_path),
         "dtype": options.dtype,
         "seed": options.seed,
-        "tensor_parallel_size": options.tensor_parallel_size,
+        "tensor_parallel_size": options.tensor_parallel_size if options.tensor_parallel_size != "auto" else
+        auto_tensor_parallel(0 if cpu else _visible_gpus(), (config or {}).get("num_attention_heads")),
         "gpu_memory_utilization": options.gpu_memory_utilization,
     }
     if options.yarn is not None:
@@ -155,7 +172,7 @@ class VLLMBackend:
             load_tokenizer(model_path)  # a folder without config.json, tokenizer, chat template or EOS: fail now
         vllm = import_vllm()
         config = read_config_json(model_path)
-        if options.yarn is not None and not config:
+        if (options.yarn is not None or options.tensor_parallel_size == "auto") and not config:
             from transformers import AutoConfig
 
             config = AutoConfig.from_pretrained(model_path).to_dict()
