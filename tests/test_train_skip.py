@@ -1,6 +1,6 @@
 """A skipped batch is a true no-op: weights and optimizer state are bit-identical across it, and the learning
-rate is unchanged (one process; the same guard is what keeps DeepSpeed's engine step from running, see
-``PolarisGRPOTrainer._skipping``)."""
+rate is unchanged, in one process and on each of two gloo processes (the same guard is what keeps
+DeepSpeed's engine step from running, see ``PolarisGRPOTrainer._skipping``)."""
 
 from __future__ import annotations
 
@@ -78,3 +78,81 @@ def test_a_skipped_batch_changes_no_weight_moment_or_schedule(tiny_model_dir, tm
         assert before["lr"] == after["lr"] and set(after["lr"]) == {1e-2}
     assert not _same(b2["weights"], a2["weights"])  # the informative step did move them (the check can fail)
     assert not _same(b2["optimizer"], a2["optimizer"])  # ... and its moments
+
+
+TWO_PROCESS_SCRIPT = '''
+import hashlib, json, os, sys
+import torch
+from transformers import TrainerCallback
+from polaris.config import TrainSettings
+from polaris.data.problem import Problem
+from polaris.run.layout import RunLayout
+from polaris.train.stages import StageRun, train_stage
+
+model_dir, out = sys.argv[1], sys.argv[2]
+rank = int(os.environ["RANK"])
+calls = {"n": 0}
+
+def reward(texts, truths):
+    """Steps 1 and 3: every reward 0 on both ranks (the batch is skipped); step 2: alternating."""
+    calls["n"] += 1
+    return [float(i % 2) if calls["n"] == 2 else 0.0 for i in range(len(texts))]
+
+def digest(model, optimizer, lr_scheduler):
+    h = hashlib.sha256()
+    for _, v in sorted(model.state_dict().items()):
+        h.update(v.detach().float().contiguous().numpy().tobytes())
+    moments = hashlib.sha256()
+    for _, state in sorted(optimizer.state_dict()["state"].items()):
+        for key in sorted(state):
+            value = state[key]
+            moments.update(value.float().contiguous().numpy().tobytes() if torch.is_tensor(value) else repr(value).encode())
+    return {"weights": h.hexdigest(), "optimizer": moments.hexdigest(), "lr": list(lr_scheduler.get_last_lr())}
+
+class Watch(TrainerCallback):
+    def on_step_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+        self.before = digest(model, optimizer, lr_scheduler)
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+        with open(f"{out}/steps-rank{rank}.jsonl", "a") as f:
+            f.write(json.dumps({"before": self.before, "after": digest(model, optimizer, lr_scheduler)}) + "\\n")
+
+problems = [Problem(f"p{i}", f"Compute {i}+{i}.", str(2 * i)) for i in range(12)]
+settings = TrainSettings(batch_prompts=4, rollouts=2, save_steps=100, learning_rate=1e-2, weight_decay=0.1)
+stage = StageRun(index=1, steps=3, temperature=1.0, max_response_tokens=4, learning_rate=1e-2, problems=problems)
+train_stage(model_dir, stage, settings, RunLayout(out).stage_paths(1), seed=0, reward=reward, callbacks=[Watch()])
+'''
+
+
+def test_a_skipped_batch_is_a_no_op_on_both_of_two_processes(tiny_model_dir, tmp_path):
+    """The same proof under ``accelerate launch`` with 2 CPU processes (gloo): on each rank the weights and the
+    AdamW moments hash the same before and after a skipped step, and differ across the informative one; both
+    ranks hold the same weights throughout."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from polaris.run.launch import accelerate_config_path
+    from polaris.run.layout import RunLayout
+
+    script = tmp_path / "two_process_skip.py"
+    script.write_text(TWO_PROCESS_SCRIPT, encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
+           str(accelerate_config_path("cpu-2proc")), str(script), str(tiny_model_dir), str(out)]
+    done = subprocess.run(cmd, env={**os.environ, "POLARIS_QUIET": "1", "POLARIS_THREADS": "1",
+                                    "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [[json.loads(line) for line in (out / f"steps-rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
+    skipped = [r["recipe/skipped"] for r in read_jsonl(RunLayout(out).metrics) if "train/loss" in r]
+    assert skipped == [1.0, 0.0, 1.0]
+    for steps in ranks:
+        assert len(steps) == 3
+        for i in (0, 2):  # skipped: weights, moments and learning rate hash the same
+            assert steps[i]["before"] == steps[i]["after"]
+        assert steps[1]["before"]["weights"] != steps[1]["after"]["weights"]  # the informative step moved them
+        assert steps[1]["before"]["optimizer"] != steps[1]["after"]["optimizer"]
+    assert [s["after"]["weights"] for s in ranks[0]] == [s["after"]["weights"] for s in ranks[1]]
