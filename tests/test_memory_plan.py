@@ -119,3 +119,13 @@ def test_without_the_model_s_config_the_plan_says_how_to_get_it(monkeypatch, tmp
     tiny = load_recipe(str(REPO / "recipes" / "tiny-cpu.yaml"), ())
     assert "built-in model trains on the CPU" in format_memory(
         plan_memory(tiny, build_plan(tiny), card_bytes=GIB) | {"card_source": "x"})[0]
+
+
+def test_unsharded_model_states_equal_accelerate_s_estimate():
+    """``accelerate estimate-memory``'s bf16 training figure (fp32 weights, fp32 + bf16 gradients, two AdamW
+    moments) is the same 18 bytes per parameter."""
+    from accelerate.commands.estimate import estimate_training_usage
+
+    shape = model_shape(QWEN3_4B)
+    usage = estimate_training_usage(4 * shape.params, "bfloat16")
+    assert model_state_bytes(shape, "none", 1) == usage["model"] + usage["gradients"] + usage["optimizer"]

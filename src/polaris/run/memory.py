@@ -6,7 +6,7 @@ exact, tied weights counted once). Per GPU, for each stage:
 
 - **model states** (weights, gradients, AdamW moments) under the launch's sharding, with DeepSpeed's
   own estimators: ZeRO-3 (and FSDP full shard) ``4·largest_layer + 18·N/G``, ZeRO-2 ``4·N + 16·N/G``,
-  unsharded ``18·N`` (``deepspeed.runtime.zero.stage3.estimate_zero3_model_states_mem_needs`` and
+  unsharded ``18·N`` (also ``accelerate estimate-memory``'s bf16 figure) (``deepspeed.runtime.zero.stage3.estimate_zero3_model_states_mem_needs`` and
   ``stage_1_and_2.estimate_zero2_model_states_mem_needs`` without offload; ``N`` parameters, ``G`` GPUs);
 - **activations** of one micro-batch at the stage's prompt + response length, with gradient
   checkpointing: each layer's input kept (``2·T·h`` bytes in bf16) and one layer recomputed at a time
