@@ -183,3 +183,38 @@ def test_the_search_refuses_to_choose_on_zero_accuracy(tmp_path, monkeypatch):
     result = steps.temperature(ctx, 1)
     assert result["rule"] == "exploration-start" and result["temperature"] in (0.6, 1.0)
     assert ctx.layout.read_temperature(1).accuracy_at_chosen == 1.0
+
+
+def test_a_fixed_temperature_is_measured_only_when_the_next_stage_matches_its_diversity(tmp_path, monkeypatch):
+    import json
+
+    from polaris.run import steps
+    from polaris.run.layout import RunLayout
+    from polaris.run.plan import build_plan
+
+    ps = problems(3)
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in ps),
+                    encoding="utf-8")
+    right = ScriptedBackend({p.id: [THINK + f"\\boxed{{{p.answer}}}"] for p in ps}, ps)
+    loads = []
+
+    def backend(self, model):
+        loads.append(model)
+        return right
+
+    monkeypatch.setattr(steps.Context, "generation_backend", backend)
+    two = [{"steps": 1, "max_response_tokens": 8, "temperature": 0.9},
+           {"steps": 1, "max_response_tokens": 8, "temperature": 1.1}]
+    recipe = load_recipe(None, [f"data.train={data}", "model.path=some/model", f"stages={json.dumps(two)}"])
+    ctx = steps.Context(build_plan(recipe), RunLayout(tmp_path / "fixed"))
+    assert steps.temperature(ctx, 1) == {"temperature": 0.9, "rule": "fixed", "measured": False}
+    assert steps.temperature(ctx, 2) == {"temperature": 1.1, "rule": "fixed", "measured": False}
+    assert loads == [] and not ctx.layout.temperature_path(1).exists()
+    assert steps.stage_temperature(ctx, 1) == 0.9
+    # the next stage searches by matching stage 1's diversity: stage 1 is measured at its fixed temperature
+    two[1]["temperature"] = "search"
+    recipe = load_recipe(None, [f"data.train={data}", "model.path=some/model", f"stages={json.dumps(two)}"])
+    ctx = steps.Context(build_plan(recipe), RunLayout(tmp_path / "matched"))
+    assert steps.temperature(ctx, 1) == {"temperature": 0.9, "rule": "fixed"}
+    assert len(loads) == 1 and ctx.layout.read_temperature(1).points[0]["temperature"] == 0.9

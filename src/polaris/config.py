@@ -216,7 +216,8 @@ class StageSettings:
     max_response_tokens: int = 128
     """Response budget during rollouts (grows stage by stage)."""
     temperature: float | Literal["search"] = "search"
-    """Rollout temperature, or ``search``: chosen by the diversity rules of docs/method.md § Diversity-based temperature."""
+    """Rollout temperature, or ``search``: chosen by the diversity rules of docs/method.md § Diversity-based temperature.
+    A number is sampled on (for its diversity) only when the next stage searches."""
     learning_rate: float | None = None
     """Overrides ``train.learning_rate`` for this stage."""
     val_temperature: float | None = None

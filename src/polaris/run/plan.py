@@ -119,6 +119,12 @@ class Plan:
     def builtin(self) -> bool:
         return self.recipe.builtin_model
 
+    def measures_temperature(self, index: int) -> bool:
+        """Whether stage ``index`` samples its problems on a temperature grid: a searched stage does, and so does
+        a fixed one that a searched next stage reads (its diversity is the next stage's target)."""
+        following = self.stages[index] if index < len(self.stages) else None
+        return self.stage(index).searched or (following is not None and following.searched)
+
     def stage(self, index: int) -> StagePlan:
         if not 1 <= index <= len(self.stages):
             raise RecipeError(f"stage {index}: the recipe has {len(self.stages)} stage(s) (stages[0..{len(self.stages) - 1}])")

@@ -318,7 +318,8 @@ def temperature(ctx: Context, stage: int, *, model: str | Path | None = None,
                 previous: TemperatureRecord | None = None) -> dict[str, Any]:
     """Sample the stage's problems on its grid and choose its rollout temperature.
 
-    ``previous``: the previous stage's search (default: read from the run directory).
+    A fixed temperature is measured only when the next stage searches (its rule matches this stage's
+    diversity); otherwise nothing is sampled. ``previous``: the previous stage's search (default: read from the run directory).
     """
     from polaris.recipe import choose_exploration_temperature, match_diversity_temperature
     from polaris.rollouts import search_temperatures
@@ -326,6 +327,10 @@ def temperature(ctx: Context, stage: int, *, model: str | Path | None = None,
     recipe = ctx.recipe
     search = recipe.temperature_search
     plan = ctx.plan.stage(stage)
+    if not ctx.plan.measures_temperature(stage):
+        log(f"[polaris] stage {stage}: temperature {plan.temperature:g} (fixed; no later stage matches its "
+            "diversity, so nothing is measured)")
+        return {"temperature": float(plan.temperature), "rule": "fixed", "measured": False}
     problems = ctx.stage_problems(stage, every_problem_if_unfiltered=True)
     if not problems:
         raise RecipeError(f"stage {stage}: no training problems left to search the temperature on")
