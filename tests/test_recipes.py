@@ -109,8 +109,9 @@ def test_grpo_config_carries_the_recipe(name, tmp_path):
     processes = resolve_layout(r).num_processes
     assert processes == 4
     for i, stage in enumerate(r.stages, start=1):
-        plan = build_plan(r).stage(i).training(float(stage.temperature), [])
-        c = grpo_config(plan, r.train, tmp_path, seed=r.seed, num_processes=processes, use_cpu=True, bf16=True)
+        whole = build_plan(r)
+        plan = whole.stage(i).training(float(stage.temperature), [], batch=whole.batch)  # the plan's split, as a run
+        c = grpo_config(plan, r.train, tmp_path, seed=r.seed, use_cpu=True, bf16=True)
         assert c.temperature == PAPER_SCHEDULES[name][1][i - 1]
         assert c.max_completion_length == PAPER_SCHEDULES[name][3][i - 1]
         assert c.max_steps == stage.steps and c.save_steps == 10
@@ -232,13 +233,13 @@ def test_dry_run_shows_the_data_after_filtering(tmp_path):
     ("edit", "message"),
     [
         ({"model": {"max_position_embeddings": None}},
-         r"stages\[1\]: prompt 1024 \+ response 48128 = 49152 tokens exceed .*set model.max_position_embeddings "
-         r"to at least 53248"),
+         r"stages\[1\].max_response_tokens: prompt 1024 \+ response 48128 = 49152 tokens exceed .*set "
+         r"model.max_position_embeddings to at least 53248"),
         ({"stages": [{"steps": 1, "max_response_tokens": 1024, "temperature": 1.2, "val_temperature": 1.4}]},
          r"stages\[0\].val_temperature 1.4 is above the stage's temperature 1.2"),
         ({"launch": {"num_processes": 6}}, r"1024 sequences must divide evenly over launch.num_processes = 6"),
         ({"train": {"micro_batch_sequences": 3}}, r"train.micro_batch_sequences 3 must"),
-        ({"eval": {"yarn_factor": 1.0}}, r"eval.yarn_factor must be > 1"),
+        ({"eval": {"yarn_factor": 1.0}}, r"eval.yarn_factor: YaRN factor must be > 1"),
         ({"train": {"engine": {"vllm_mode": "remote"}}}, r"train.engine.vllm_mode: 'remote' is not one of"),
         ({"eval": {"backend": "sglang"}}, r"eval.backend: unknown backend 'sglang'; valid backends"),
     ],

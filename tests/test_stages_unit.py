@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from polaris.io import append_jsonl, read_jsonl
 from polaris.train.grpo import STATE_FILE
 from polaris.train.stages import complete_checkpoint, namespace_metrics, truncate_metrics
@@ -141,3 +143,17 @@ def test_stage_progress_replaces_trls_metric_dicts(monkeypatch, capsys):
     progress.on_train_end(None, state, None)
     err = capsys.readouterr().err
     assert "stage 2" in err and "3/3" in err and "reward 0.50" in err and "{'loss'" not in err
+
+
+def test_a_batch_split_planned_for_another_process_count_is_refused(tiny_model_dir, tmp_path):
+    from polaris.config import TrainSettings, batch_split
+    from polaris.data.problem import Problem
+    from polaris.errors import RunError
+    from polaris.run.layout import RunLayout
+    from polaris.train.stages import StageRun, train_stage
+
+    settings = TrainSettings(batch_prompts=4, rollouts=2)
+    stage = StageRun(index=1, steps=1, temperature=1.0, max_response_tokens=4, learning_rate=1e-3,
+                     problems=[Problem("p0", "Compute 1+1.", "2")], batch=batch_split(settings, 2))
+    with pytest.raises(RunError, match=r"over 2 process\(es\) but 1 are running; launch with --num_processes 2"):
+        train_stage(tiny_model_dir, stage, settings, RunLayout(tmp_path).stage_paths(1), seed=0)

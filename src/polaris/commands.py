@@ -51,13 +51,16 @@ def _yaml(value: Any) -> str:
 
 
 def _context(recipe, out: str | None):
+    import os
+
     from polaris.models.loading import set_threads
     from polaris.run.layout import RunLayout
     from polaris.run.plan import build_plan
     from polaris.run.steps import Context
 
     set_threads()
-    return Context(build_plan(recipe), RunLayout.of(recipe.name, out))
+    processes = int(os.environ.get("WORLD_SIZE", "0")) or None  # under accelerate launch: the processes running
+    return Context(build_plan(recipe, processes=processes), RunLayout.of(recipe.name, out))
 
 
 # -- polaris run ---------------------------------------------------------------------------------------

@@ -688,17 +688,6 @@ def check_recipe(recipe: RecipeConfig) -> None:
                 f"stages[{i}].val_temperature {stage.val_temperature} is above the stage's temperature "
                 f"{stage.temperature}; docs/method.md § Evaluation protocol: never evaluate above the training temperature, lower it"
             )
-    native = recipe.model.native_max_position_embeddings
-    positions = recipe.model.max_position_embeddings or native
-    needs = [stage_context(recipe, i) for i in range(len(recipe.stages))]
-    if native is not None and positions is not None and any(n is not None and n > positions for n in needs):
-        i, need = next((i, n) for i, n in enumerate(needs) if n is not None and n > positions)
-        longest = max(n for n in needs if n is not None)
-        raise RecipeError(
-            f"stages[{i}]: prompt {recipe.train.max_prompt_tokens} + response "
-            f"{recipe.stages[i].max_response_tokens} = {need} tokens exceed the model's {positions} positions "
-            f"(native {native}); docs/method.md § Multi-stage training: set model.max_position_embeddings to at least {longest}"
-        )
     buffer = recipe.train.overlong_buffer
     for i, stage in enumerate(recipe.stages):
         if buffer and buffer >= stage.max_response_tokens:
@@ -707,15 +696,8 @@ def check_recipe(recipe: RecipeConfig) -> None:
                 f"{stage.max_response_tokens}, or every response of that stage would be penalised; lower it"
             )
     batch_split(recipe.train, recipe.launch.num_processes or 1, key="launch.num_processes")
-    ev = recipe.eval
-    if ev.yarn_factor is not None:
-        if ev.yarn_factor <= 1:
-            raise RecipeError(f"eval.yarn_factor must be > 1 (the paper: 1.5), got {ev.yarn_factor}")
-        if (ev.yarn_original_max_position_embeddings or native) is None:
-            raise RecipeError(
-                "eval.yarn_factor needs the context it scales from: set "
-                "eval.yarn_original_max_position_embeddings or model.native_max_position_embeddings"
-            )
+    # The model's positions and YaRN's settings are checked where they are resolved, by the run plan
+    # (polaris.run.plan.check_model_positions, yarn_settings).
 
 
 @dataclass(frozen=True)

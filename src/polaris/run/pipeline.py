@@ -237,7 +237,7 @@ def run_recipe(recipe: RecipeConfig | str | Path, run_dir: str | Path | None = N
             legacy = hashlib.sha256(Path(recipe).read_text(encoding="utf-8").encode()).hexdigest()[:16]
         recipe = load_recipe(recipe, overrides)
     processes = int(os.environ.get("WORLD_SIZE", "0")) or None
-    plan = build_plan(recipe, processes=processes)
+    plan = build_plan(recipe, processes=processes, source=None if source == "built in" else source)
     layout = RunLayout.of(recipe.name, run_dir)
     lock = RunLock(layout.lock)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -51,13 +51,14 @@ class StagePlan:
     def searched(self) -> bool:
         return self.temperature is None
 
-    def training(self, temperature: float, problems: list[Any]):
-        """What :func:`polaris.train.stages.train_stage` trains, with the chosen temperature and data."""
+    def training(self, temperature: float, problems: list[Any], batch: BatchSplit | None = None):
+        """What :func:`polaris.train.stages.train_stage` trains, with the chosen temperature and data, and the
+        plan's batch split (:attr:`Plan.batch`)."""
         from polaris.train.stages import StageRun
 
         return StageRun(index=self.index, steps=self.steps, temperature=temperature,
                         max_response_tokens=self.max_response_tokens, learning_rate=self.learning_rate,
-                        problems=problems)
+                        problems=problems, batch=batch)
 
 
 @dataclass(frozen=True)
@@ -131,12 +132,23 @@ class Plan:
         return self.stages[index - 1]
 
 
-def build_plan(recipe: RecipeConfig, *, accelerate_config: str | None = None, processes: int | None = None) -> Plan:
+def build_plan(recipe: RecipeConfig, *, accelerate_config: str | None = None, processes: int | None = None,
+               source: str | None = None) -> Plan:
     """The resolved plan; :class:`RecipeError` (or ``LaunchError``) names the key to change.
 
     ``processes``: the number of training processes actually running (a launched job); default: the
-    recipe's launch layout.
+    recipe's launch layout. ``source``: the recipe file (with its ``--set`` overrides), named first in
+    an error, as the recipe's own checks name it.
     """
+    try:
+        return _build_plan(recipe, accelerate_config=accelerate_config, processes=processes)
+    except RecipeError as e:
+        if source is None:
+            raise
+        raise RecipeError(f"{source}: {e}") from None
+
+
+def _build_plan(recipe: RecipeConfig, *, accelerate_config: str | None, processes: int | None) -> Plan:
     from polaris.backends import BackendError, check_backend
     from polaris.run.launch import resolve_layout
 
@@ -221,6 +233,7 @@ def check_model_positions(recipe: RecipeConfig) -> None:
     if positions is None:
         return
     prompt = recipe.train.max_prompt_tokens
+    needs = [(prompt or 0) + s.max_response_tokens + (0 if prompt is not None else 1) for s in recipe.stages]
     for i, stage in enumerate(recipe.stages):
         response = stage.max_response_tokens
         need = (prompt or 0) + response
@@ -229,8 +242,8 @@ def check_model_positions(recipe: RecipeConfig) -> None:
                 f"response {response} tokens, with no room left for the prompt,"
             raise RecipeError(
                 f"stages[{i}].max_response_tokens: {tokens} exceed the model's {positions} positions ({where}); "
-                f"lower stages[{i}].max_response_tokens, or raise the context with model.max_position_embeddings "
-                "(docs/method.md § Multi-stage training)"
+                f"lower stages[{i}].max_response_tokens, or raise the context: set model.max_position_embeddings "
+                f"to at least {max(needs)} (docs/method.md § Multi-stage training)"
             )
 
 
@@ -259,7 +272,13 @@ def yarn_settings(recipe: RecipeConfig):
     if ev.yarn_factor is None:
         return None
     original = ev.yarn_original_max_position_embeddings or recipe.model.native_max_position_embeddings
-    return make_yarn(ev.yarn_factor, original)
+    if original is None:
+        raise RecipeError("eval.yarn_factor needs the context it scales from: set "
+                          "eval.yarn_original_max_position_embeddings or model.native_max_position_embeddings")
+    try:
+        return make_yarn(ev.yarn_factor, original)
+    except ValueError as e:
+        raise RecipeError(f"eval.yarn_factor: {e}") from None
 
 
 def eval_vllm_engine_kwargs(recipe: RecipeConfig, model_path: str, model_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -396,9 +415,8 @@ def trl_arguments(plan: Plan) -> list[dict[str, Any]]:
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for s in plan.stages:
-            stage = s.training(SEARCH_PLACEHOLDER if s.searched else s.temperature, [])
-            config = grpo_config(stage, plan.recipe.train, Path(tmp), seed=plan.recipe.seed,
-                                 num_processes=plan.batch.processes, use_cpu=True,
+            stage = s.training(SEARCH_PLACEHOLDER if s.searched else s.temperature, [], batch=plan.batch)
+            config = grpo_config(stage, plan.recipe.train, Path(tmp), seed=plan.recipe.seed, use_cpu=True,
                                  bf16=plan.recipe.model.dtype == "bfloat16")
             fields = {k: _plain(getattr(config, k)) for k in (*TRL_STAGE_KEYS, *TRL_COMMON_KEYS)}
             if s.searched:
@@ -602,6 +620,7 @@ def dry_run(recipe_path: str | None, run_dir: str | None = None, *, overrides: t
     from polaris.config import load_recipe
 
     recipe = load_recipe(recipe_path, overrides)
-    plan = build_plan(recipe, accelerate_config=accelerate_config)
+    source = (recipe_path or "recipe defaults") + (" with its --set overrides" if overrides else "")
+    plan = build_plan(recipe, accelerate_config=accelerate_config, source=source)
     layout = RunLayout.of(recipe.name, run_dir)
     return format_plan(plan_data(plan, layout, recipe_path or "recipe defaults", accelerate_config=accelerate_config))

@@ -397,7 +397,7 @@ def train(ctx: Context, stage: int, *, model: str | Path | None = None,
     problems = ctx.stage_problems(stage, every_problem_if_unfiltered=every_problem_if_unfiltered)
     if not problems:
         raise RecipeError(f"stage {stage}: no training problems left (all were filtered or dropped)")
-    run = plan.training(stage_temperature(ctx, stage), problems)
+    run = plan.training(stage_temperature(ctx, stage), problems, batch=ctx.plan.batch)
     return train_stage(model or ctx.start_model(stage), run, recipe.train, ctx.layout.stage_paths(stage),
                        seed=recipe.seed, dtype=recipe.model.dtype,
                        max_position_embeddings=recipe.model.max_position_embeddings,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polaris.config import TrainSettings, batch_split
+from polaris.config import BatchSplit, TrainSettings, batch_split
 from polaris.data.problem import Problem, build_messages
 from polaris.io import append_jsonl, read_jsonl, write_json
 from polaris.progress import log, warn
@@ -159,6 +159,9 @@ class StageRun:
     max_response_tokens: int
     learning_rate: float
     problems: list[Problem]
+    batch: BatchSplit | None = None
+    """The run plan's split of the batch over the processes; ``None`` (a direct call): ``train``'s batch split
+    over the processes running."""
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ def grpo_config(stage: StageRun, train: TrainSettings, out_dir: Path, *, seed: i
     """TRL's ``GRPOConfig`` carrying the objective of docs/method.md § The objective and this stage's settings."""
     from trl import GRPOConfig
 
-    split = batch_split(train, num_processes)
+    split = stage.batch or batch_split(train, num_processes)
     # One generation per optimizer step: each process's share is generated at once, then split into
     # accumulated micro-batches (steps_per_generation == gradient_accumulation_steps).
     settings = dict(
@@ -441,6 +444,12 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
     if state.is_main_process:
         truncate_metrics(paths.metrics, stage.index, step)
         truncate_metrics(paths.difficulty, stage.index, step)
+    if stage.batch is not None and stage.batch.processes != state.num_processes:
+        from polaris.errors import RunError
+
+        raise RunError(f"stage {stage.index}: the plan splits the batch over {stage.batch.processes} process(es) but "
+                       f"{state.num_processes} are running; launch with --num_processes {stage.batch.processes} or set "
+                       "launch.num_processes")
     config = grpo_config(stage, train, paths.work, seed=seed, num_processes=state.num_processes,
                          use_cpu=not _has_gpu(), bf16=dtype == "bfloat16")
     callback = RecipeCallback(runtime, paths.metrics, paths.tensorboard,
