@@ -18,11 +18,12 @@ BENCHMARKS = REPO.parent / "shared" / "data" / "polaris-benchmarks"
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test that needs the whole pipeline run (``tiny_run``, minutes) is ``slow``: ``make test``
-    runs them, ``make test-fast`` leaves them out."""
-    for item in items:
-        if "tiny_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.slow)
+    """Every test that needs the whole pipeline run (``tiny_run``, minutes) must be marked ``slow`` where it is
+    written (``make test`` runs them, ``make test-fast`` leaves them out): an unmarked one stops collection."""
+    unmarked = [item.nodeid for item in items
+                if "tiny_run" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests use tiny_run (minutes) without @pytest.mark.slow: " + ", ".join(unmarked))
 
 
 @pytest.fixture(scope="session")

@@ -579,6 +579,7 @@ def test_the_summary_gathers_every_regime_found(tmp_path):
     assert bench.write_summary(tmp_path, quick=True) is None  # the quick results are apart
 
 
+@pytest.mark.slow
 def test_reduced_ablation_end_to_end(tiny_run, tmp_path):
     """Two variants, two stages of two steps each, on the session's tiny run: files, curves, the 0% rule."""
     recipe = RunLayout(tiny_run).recipe
@@ -677,6 +678,7 @@ def test_the_runner_reports_a_refused_work_directory_without_a_traceback(tmp_pat
     assert "another warm-started model" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_overhead_bench_runs_three_trainers_on_identical_batches(tiny_run, tmp_path):
     overhead = load_bench("overhead")
     import trl

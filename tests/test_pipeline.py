@@ -6,12 +6,15 @@ import json
 from collections import defaultdict
 
 import pyarrow.parquet as pq
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from polaris.cli import main
 from polaris.data.loaders import load_problems
 from polaris.io import read_jsonl
+
+pytestmark = pytest.mark.slow  # each test runs the whole tiny pipeline (tiny_run)
 
 STEPS = ["prepare", "warm_start", "eval:base", "profile", "temperature:1", "train:1", "eval:stage-1", "drop:2",
          "temperature:2", "train:2", "eval:stage-2", "report"]

@@ -11,7 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from polaris.io import read_jsonl
+
+pytestmark = pytest.mark.slow  # training processes on the tiny pipeline (tiny_run)
 
 BIN = Path(sys.executable).parent
 

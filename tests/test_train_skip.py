@@ -145,6 +145,7 @@ use_cpu: true
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["gloo", pytest.param("zero3", marks=[pytest.mark.deepspeed, pytest.mark.skipif(
     importlib.util.find_spec("deepspeed") is None, reason="DeepSpeed is not installed (make test-deepspeed)")])])
 def test_a_skipped_batch_is_a_no_op_on_both_of_two_processes(engine, tiny_model_dir, tmp_path):
