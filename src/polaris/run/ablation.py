@@ -314,10 +314,15 @@ def read_variant(
     temperatures, search_rollouts = [], {}
     for stage in sorted(steps_per_stage):
         record = layout.read_temperature(stage)
-        if record is None:
-            raise RunError(
-                f"{layout.temperature_path(stage)} is missing: stage {stage} has no temperature record"
-            )
+        if record is None:  # a fixed temperature that no later stage matches is not measured
+            step = summary["steps"].get(f"temperature:{stage}", {}).get("result") or {}
+            if "temperature" not in step:
+                raise RunError(
+                    f"{layout.temperature_path(stage)} is missing: stage {stage} has no temperature record"
+                )
+            temperatures.append(float(step["temperature"]))
+            search_rollouts[stage] = 0
+            continue
         temperatures.append(record.chosen)
         search_rollouts[stage] = record.problems * record.n * len(record.points) if search_used else 0
 
