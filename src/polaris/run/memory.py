@@ -251,7 +251,8 @@ def format_memory(mem: dict[str, Any]) -> list[str]:
     """The plan's memory lines (a warning, with the setting to change, for a stage that does not fit)."""
     if not mem["available"]:
         return [f"memory          no estimate: {mem['why']}"]
-    lines = [f"memory          per training GPU, estimated (polaris.run.memory): {mem['params'] / 1e9:.2f}B parameters, "
+    where = "per training GPU" if mem["card_source"] != "launch.gpu_memory_gib" else "per training GPU, if run on GPUs"
+    lines = [f"memory          {where}, estimated (polaris.run.memory): {mem['params'] / 1e9:.2f}B parameters, "
              f"{mem['sharding']} over {mem['gpus']} GPU(s), card {_gib(mem['card'])} GiB ({mem['card_source']})"]
     for s in mem["stages"]:
         verdict = "fits" if s["fits"] else "DOES NOT FIT"

@@ -3,7 +3,8 @@
 The order (each step recorded in ``summary.json`` with its status and seconds; the steps themselves
 are in :mod:`polaris.run.steps`, the paths in :mod:`polaris.run.layout`):
 
-1. ``prepare``, ``warm_start`` — the built-in model only.
+1. ``prepare``, ``warm_start`` — the built-in model only; ``prepare`` alone (the task's splits) for a real
+   model trained or evaluated on the built-in task.
 2. ``eval:base`` — the built-in model always; real models with ``eval.evaluate_base`` (at the end).
 3. ``profile`` — then, for each stage K: ``drop:K`` (K > 1), ``temperature:K``, ``train:K`` and, for
    the built-in model, ``eval:stage-K`` right away.
@@ -264,6 +265,8 @@ def _run(recipe: RecipeConfig, plan, layout: RunLayout, *, source: str, legacy: 
     if plan.builtin:
         run.step("prepare", lambda: steps.prepare(ctx))
         run.step("warm_start", lambda: steps.warm_start(ctx))
+    elif plan.builtin_data:  # a real model on the built-in task: its splits only
+        run.step("prepare", lambda: steps.prepare_data(ctx))
     if plan.eval.after_each_stage and "base" in evaluate:
         run.step("eval:base", evaluate["base"])
     run.step("profile", lambda: steps.profile(ctx))

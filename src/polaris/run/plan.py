@@ -120,6 +120,14 @@ class Plan:
     def builtin(self) -> bool:
         return self.recipe.builtin_model
 
+    @property
+    def builtin_data(self) -> bool:
+        """Whether the run trains or evaluates on the built-in task (its splits are made in the run directory)."""
+        r = self.recipe
+        validation = r.train.validation
+        return r.data.train == BUILTIN_TRAIN or BUILTIN_TEST in r.eval.benchmarks or (
+            validation.every_steps > 0 and validation.benchmark in ("arith-test", BUILTIN_TEST, BUILTIN_TRAIN))
+
     def measures_temperature(self, index: int) -> bool:
         """Whether stage ``index`` samples its problems on a temperature grid: a searched stage does, and so does
         a fixed one that a searched next stage reads (its diversity is the next stage's target)."""

@@ -114,26 +114,34 @@ class Context:
 # -- built-in setting ----------------------------------------------------------------------------------
 
 
+def prepare_data(ctx: Context) -> dict[str, Any]:
+    """The built-in task's train and test splits (``data.tiny``), for any model that trains or is evaluated on them."""
+    from polaris.data import arith
+    from polaris.data.loaders import write_problems
+
+    tiny = ctx.recipe.data.tiny
+    train, test = arith.make_splits(tiny.seed, tiny.train_size, tiny.test_size, tiny.levels)
+    write_problems(arith.to_problems(train, "train"), ctx.layout.split("arith-train"))
+    write_problems(arith.to_problems(test, "test"), ctx.layout.split("arith-test"))
+    return {"train": len(train), "test": len(test)}
+
+
 def prepare(ctx: Context) -> dict[str, Any]:
     """The built-in task's splits and the untrained tiny model with its tokenizer."""
     from polaris.data import arith
-    from polaris.data.loaders import write_problems
     from polaris.data.problem import build_messages
     from polaris.models.tiny import build_model, build_tokenizer, save, tokenizer_corpus
 
     recipe = ctx.recipe
     tiny = recipe.data.tiny
-    train, test = arith.make_splits(tiny.seed, tiny.train_size, tiny.test_size, tiny.levels)
-    write_problems(arith.to_problems(train, "train"), ctx.layout.split("arith-train"))
-    write_problems(arith.to_problems(test, "test"), ctx.layout.split("arith-test"))
+    counts = prepare_data(ctx)
     # The tokenizer learns its merges from the task's own text: templated prompts and solutions.
     sample = arith.generate(random.Random(f"tokenizer:{tiny.seed}"), 2000, recipe.warm_start.levels)
     corpus = tokenizer_corpus([build_messages(p.question) for p in sample], [p.solution for p in sample])
     tokenizer = build_tokenizer(corpus)
     model = build_model(tokenizer, seed=recipe.warm_start.seed)
     save(model, tokenizer, ctx.layout.model("init"))
-    return {"train": len(train), "test": len(test), "vocab": len(tokenizer),
-            "parameters": sum(p.numel() for p in model.parameters())}
+    return {**counts, "vocab": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters())}
 
 
 def warm_start(ctx: Context) -> dict[str, Any]:
