@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from polaris.config import RecipeConfig, RecipeError, load_recipe
+from polaris.config import RecipeConfig, load_recipe
+from polaris.errors import RecipeError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -115,9 +115,8 @@ def test_only_the_cli_entry_point_exits():
 
 def test_one_error_base():
     from polaris.backends import BackendError
-    from polaris.config import RecipeError
     from polaris.data.problem import DataError
-    from polaris.errors import PolarisError, RunError, UsageError
+    from polaris.errors import PolarisError, RecipeError, RunError, UsageError
     from polaris.run.launch import LaunchError
 
     assert all(issubclass(e, PolarisError) for e in (BackendError, RecipeError, DataError, LaunchError, RunError,

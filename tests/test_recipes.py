@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from polaris.config import RecipeError, load_recipe, stage_context
+from polaris.config import load_recipe, stage_context
+from polaris.errors import RecipeError
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"

@@ -80,7 +80,7 @@ def test_read_profile_returns_a_record_per_problem_in_problem_order(tmp_path):
 def test_read_profile_names_what_is_wrong(tmp_path):
     import pytest
 
-    from polaris.config import RecipeError
+    from polaris.errors import RecipeError
     from polaris.run.steps import read_saved_profile as read_profile
 
     with pytest.raises(RecipeError, match="not found"):

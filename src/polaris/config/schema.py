@@ -1,28 +1,17 @@
-"""Recipe files: one YAML file describes a whole POLARIS run.
-
-Every section is a dataclass; each field is documented once, here (the documentation of
-``polaris run --help`` and of ``docs/recipe-file.md``). Unknown keys and bad values fail with the
-file and the key path named (``recipes/x.yaml: stages[1].temperature: expected a number``). Every
-key can be overridden on the command line: ``--set train.learning_rate=1e-5``.
-See ``recipes/tiny-cpu.yaml`` (the default) and docs/method.md for what each mechanism does.
+"""The recipe's schema: one dataclass per section, each field documented once, here (the text of
+``polaris run --help`` and of ``docs/recipe-file.md``). pydantic validates YAML data against them
+(:mod:`polaris.config.reading`); the checks across sections are :mod:`polaris.config.checks`.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import itertools
-import re
-import types
-import typing
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from polaris.errors import RecipeError
 
-#: Every recipe dataclass is validated strictly with unknown keys refused (read by pydantic).
 STRICT = {"extra": "forbid", "strict": True}
 
 BUILTIN_MODEL = "builtin:tiny"
@@ -318,180 +307,6 @@ class TrainSettings:
             raise RecipeError(f"overlong_penalty must be >= 0, got {self.overlong_penalty}")
 
 
-# -- reading recipe files ---------------------------------------------------------------------------
-#
-# pydantic validates the YAML data against the dataclasses above (strict types: a string is not a
-# number, a number is not a flag; unknown keys are refused). Its errors are rewritten into one line
-# per key, ``FILE: stages[1].temperature: expected a number or 'search'``.
-
-
-_MESSAGES = {
-    "int_type": "expected an integer",
-    "int_from_float": "expected an integer",
-    "float_type": "expected a number",
-    "string_type": "expected text",
-    "bool_type": "expected true or false",
-    "list_type": "expected a list",
-    "dataclass_type": "expected a mapping",
-    "dataclass_exact_type": "expected a mapping",
-    "dict_type": "expected a mapping",
-    "none_required": "expected null",
-    "finite_number": "expected a finite number",
-}
-
-
-def _field_names(tp: Any) -> set[str] | None:
-    return {f.name for f in dataclasses.fields(tp)} if dataclasses.is_dataclass(tp) else None
-
-
-def _error_path(cls: type, loc: tuple[Any, ...]) -> str:
-    """``stages[1].temperature`` from pydantic's location; union-member tags are left out."""
-    out, tp = "", cls
-    for part in loc:
-        names = _field_names(tp)
-        if isinstance(part, int) and typing.get_origin(tp) is list:
-            out += f"[{part}]"
-            tp = typing.get_args(tp)[0]
-        elif names is not None and part in names:
-            out += f".{part}" if out else str(part)
-            tp = typing.get_type_hints(tp)[part]
-            while typing.get_origin(tp) in (typing.Union, types.UnionType):  # Optional[dataclass] or list
-                args = [a for a in typing.get_args(tp) if a is not type(None)]
-                inner = [a for a in args if dataclasses.is_dataclass(a) or typing.get_origin(a) is list]
-                tp = inner[0] if inner else None
-        else:
-            break  # a union member's tag (``float``, ``literal['search']``): not part of the key
-    return out
-
-
-def _error_text(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    if kind == "unexpected_keyword_argument":
-        return "unknown key"
-    if kind == "value_error":
-        return str(error.get("ctx", {}).get("error", error["msg"]))
-    if kind == "literal_error":
-        return f"{error['input']!r} is not one of {error['ctx']['expected']}"
-    return f"{_MESSAGES.get(kind, error['msg'])}, got {error['input']!r}" if kind in _MESSAGES else error["msg"]
-
-
-def recipe_from_data(data: Any, cls: type | None = None) -> Any:
-    """Validate plain data (parsed YAML) into ``cls`` (default :class:`RecipeConfig`).
-
-    Raises :class:`RecipeError` with one line per bad key: ``key.path: what is wrong``; an unknown
-    key lists the valid keys of its section.
-    """
-    import json
-
-    import pydantic
-
-    cls = cls or RecipeConfig
-    if not isinstance(data, dict):
-        raise RecipeError(f"expected a mapping of recipe keys, got {type(data).__name__}")
-    try:
-        text = json.dumps(data, default=str, allow_nan=True)
-        return pydantic.TypeAdapter(cls).validate_json(text)
-    except pydantic.ValidationError as e:
-        lines: dict[str, list[str]] = {}
-        for error in e.errors():
-            loc = tuple(error["loc"])
-            text = _error_text(error)
-            if text == "unknown key":
-                parent = _error_path(cls, loc[:-1])
-                path = f"{parent}.{loc[-1]}" if parent else str(loc[-1])
-                import difflib
-
-                keys = sorted(valid_keys(cls, parent))
-                near = difflib.get_close_matches(str(loc[-1]), keys, n=1)
-                text = (f"unknown key{f' (did you mean {near[0]!r}?)' if near else ''}; "
-                        f"valid keys{' of ' + parent if parent else ''}: {keys}")
-            else:
-                path = _error_path(cls, loc)
-            lines.setdefault(path, []).append(text)
-        raise RecipeError("; ".join(f"{p + ': ' if p else ''}{' or '.join(dict.fromkeys(m))}"
-                                    for p, m in lines.items())) from None
-
-
-def valid_keys(cls: type, path: str = "") -> list[str]:
-    """The keys of the section at ``path`` (``train.engine``; list items as ``stages[0]``)."""
-    tp: Any = cls
-    for part in [p for p in re.split(r"\.|\[\d+\]", path) if p]:
-        tp = typing.get_type_hints(tp)[part]
-        while typing.get_origin(tp) is list or typing.get_origin(tp) in (typing.Union, types.UnionType):
-            tp = next(a for a in typing.get_args(tp) if a is not type(None))
-    return [f.name for f in dataclasses.fields(tp)]
-
-
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str], *, where: str = "--set",
-                    cls: type | None = None) -> dict[str, Any]:
-    """``data`` with each ``KEY=VALUE`` set (``train.learning_rate=1e-5``, ``stages[1].steps=40``).
-
-    Values are read as YAML (``true``, ``null``, ``[0.6, 0.8]``, ``{steps: 3}``); a key into a list
-    names an existing item. A section the data leaves out is filled with its defaults (of ``cls``,
-    default :class:`RecipeConfig`) before a key inside it is set, so ``stages[0].steps=3`` works on an
-    empty recipe. Unknown keys are caught when the result is validated.
-    """
-    import yaml
-
-    out = copy.deepcopy(data)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise RecipeError(f"{where} {item!r}: expected KEY=VALUE, e.g. train.learning_rate=1e-5")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as e:
-            raise RecipeError(f"{where} {key}: the value is not valid YAML ({e})") from None
-        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
-            value = float(value)  # YAML 1.1 reads 1e-5 as text; on the command line it means a number
-        parts = re.findall(r"([^.\[\]]+)|\[(\d+)\]", key)
-        node: Any = out
-        defaults: Any = to_dict((cls or RecipeConfig)())
-        for i, (name, index) in enumerate(parts):
-            last = i == len(parts) - 1
-            if index:
-                if not isinstance(node, list) or int(index) >= len(node):
-                    size = len(node) if isinstance(node, list) else 0
-                    raise RecipeError(f"{where} {key}: no item [{index}] (the recipe has {size})")
-                if last:
-                    node[int(index)] = value
-                else:
-                    node = node[int(index)]
-                    defaults = defaults[0] if isinstance(defaults, list) and defaults else None
-            else:
-                if not isinstance(node, dict):
-                    raise RecipeError(f"{where} {key}: {name!r} is not inside a section")
-                if last:
-                    node[name] = value
-                else:
-                    default = defaults.get(name) if isinstance(defaults, dict) else None
-                    if name not in node:
-                        node[name] = copy.deepcopy(default) if isinstance(default, dict | list) else \
-                            ({} if not parts[i + 1][1] else [])
-                    node = node[name]
-                    defaults = default
-    return out
-
-
-def read_recipe_data(path: str | Path) -> dict[str, Any]:
-    """The plain data of a recipe file (YAML, safe loader: no objects are constructed)."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: no such recipe file (see recipes/ for examples)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as e:
-        raise RecipeError(f"{path}: not UTF-8 text ({e})") from None
-    except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: expected a mapping of recipe keys, got {type(data).__name__}")
-    return data
-
-
 def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
@@ -533,27 +348,13 @@ class RecipeConfig:
             raise RecipeError("stages: at least one stage is needed")
         if self.train.rollouts < 2:
             raise RecipeError("train.rollouts: GRPO needs at least 2 rollouts per problem")
+        from polaris.config.checks import check_recipe
+
         check_recipe(self)
 
     @property
     def builtin_model(self) -> bool:
         return self.model.path == BUILTIN_MODEL
-
-
-def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RecipeConfig:
-    """The recipe in ``path`` (``None``: the defaults) with ``KEY=VALUE`` overrides applied.
-
-    Errors are :class:`RecipeError` naming the file (or ``--set``) and the key.
-    """
-    data = read_recipe_data(path) if path is not None else {}
-    source = str(path) if path is not None else "recipe defaults"
-    try:
-        if overrides:
-            data = apply_overrides(data, overrides)
-            source += " with its --set overrides"
-        return recipe_from_data(data)
-    except RecipeError as e:
-        raise RecipeError(f"{source}: {e}") from None
 
 
 # -- real models and scale-out (docs/scale.md) ----------------------------------------------------
@@ -676,157 +477,3 @@ class LaunchSettings:
                 raise RecipeError(f"{name} must be >= 1, got {value}")
         if self.gpu_memory_gib <= 0:
             raise RecipeError(f"gpu_memory_gib must be > 0, got {self.gpu_memory_gib}")
-
-
-def stage_context(recipe: RecipeConfig, index: int) -> int | None:
-    """Tokens a stage's sequences reach (prompt + response), or ``None`` without ``max_prompt_tokens``."""
-    prompt = recipe.train.max_prompt_tokens
-    return None if prompt is None else prompt + recipe.stages[index].max_response_tokens
-
-
-def check_recipe(recipe: RecipeConfig) -> None:
-    """Checks across sections; each message names the key to change and how."""
-    for i, stage in enumerate(recipe.stages):
-        if stage.val_temperature is not None and stage.temperature != "search" \
-                and stage.val_temperature > float(stage.temperature):
-            raise RecipeError(
-                f"stages[{i}].val_temperature {stage.val_temperature} is above the stage's temperature "
-                f"{stage.temperature}; docs/method.md § Evaluation protocol: never evaluate above the training temperature, lower it"
-            )
-    buffer = recipe.train.overlong_buffer
-    for i, stage in enumerate(recipe.stages):
-        if buffer and buffer >= stage.max_response_tokens:
-            raise RecipeError(
-                f"train.overlong_buffer {buffer} must be below stages[{i}].max_response_tokens "
-                f"{stage.max_response_tokens}, or every response of that stage would be penalised; lower it"
-            )
-    batch_split(recipe.train, recipe.launch.num_processes or 1, key="launch.num_processes")
-    # The model's positions and YaRN's settings are checked where they are resolved, by the run plan
-    # (polaris.run.plan.check_model_positions, yarn_settings).
-
-
-@dataclass(frozen=True)
-class BatchSplit:
-    """How one optimizer step's sequences spread over the training processes."""
-
-    prompts: int
-    rollouts: int
-    processes: int
-    micro_batch: int
-    """Sequences per forward/backward pass on each process."""
-
-    @property
-    def sequences(self) -> int:
-        return self.prompts * self.rollouts
-
-    @property
-    def per_process(self) -> int:
-        return self.sequences // self.processes
-
-    @property
-    def accumulation(self) -> int:
-        """Micro-batches accumulated into the one optimizer step."""
-        return self.per_process // self.micro_batch
-
-
-def batch_split(train: TrainSettings, processes: int, *, key: str = "processes") -> BatchSplit:
-    """The batch of ``train`` over ``processes``; a :class:`RecipeError` says which key to change when the
-    sequences do not divide evenly (over the processes, then into micro-batches)."""
-    sequences = train.batch_prompts * train.rollouts
-    if processes < 1 or sequences % processes:
-        raise RecipeError(
-            f"train.batch_prompts × train.rollouts = {sequences} sequences must divide evenly over "
-            f"{key} = {processes}; change either (e.g. a power of two of processes)"
-        )
-    share = sequences // processes
-    micro = train.micro_batch_sequences or share
-    if micro < 1 or share % micro:
-        raise RecipeError(
-            f"train.micro_batch_sequences {micro} must be >= 1 and divide each process's share of "
-            f"train.batch_prompts × train.rollouts = {sequences} sequences ({share} on each of {processes})"
-        )
-    return BatchSplit(train.batch_prompts, train.rollouts, processes, micro)
-
-
-def stage_learning_rate(recipe_train: TrainSettings, stage: StageSettings) -> float:
-    """A stage's learning rate: its own ``learning_rate``, else ``train.learning_rate``."""
-    return stage.learning_rate if stage.learning_rate is not None else recipe_train.learning_rate
-
-
-# -- the reference of every key (docs/recipe-file.md) --------------------------------------------------
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field of a dataclass (the text ``--help`` shows)."""
-    import ast
-    import inspect
-    import textwrap
-
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    out = {}
-    for node, after in itertools.pairwise(body):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr) \
-                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
-            out[node.target.id] = " ".join(after.value.value.split())
-    return out
-
-
-def _type_name(tp: Any) -> str:
-    text = str(tp) if not isinstance(tp, type) else tp.__name__
-    text = text.replace("typing.", "").replace("NoneType", "null").replace("polaris.config.", "")
-    return text.replace(" | ", " or ").replace("Literal", "one of ")
-
-
-def recipe_reference() -> str:
-    """Every recipe key with its type, default and meaning, as Markdown (``docs/recipe-file.md``)."""
-    lines = [
-        "# Recipe file reference",
-        "",
-        "<!-- Written by `python -m polaris.config > docs/recipe-file.md`; tests/test_commands.py checks that",
-        "     it is current. -->",
-        "",
-        "A recipe is one YAML file; every key below can also be set on the command line of `polaris run`,",
-        "`polaris profile`, `polaris temperature`, `polaris train` and `polaris eval` with",
-        "`--set KEY=VALUE` (repeatable; the value is YAML), for example `--set train.learning_rate=1e-5`,",
-        "`--set stages[1].steps=40` or `--set eval.benchmarks=[aime24,amc23]`. Keys a file leaves out take",
-        "the defaults below. What each mechanism does, and the paper's numbers: docs/method.md.",
-        "",
-    ]
-
-    def section(cls: type, prefix: str, title: str) -> None:
-        docs = field_docs(cls)
-        hints = typing.get_type_hints(cls)
-        instance = cls()
-        nested = []
-        lines.extend([f"## `{title}`", "", "| key | type | default | meaning |", "|---|---|---|---|"])
-        for f in dataclasses.fields(cls):
-            if f.name.startswith("__"):
-                continue
-            value = getattr(instance, f.name)
-            if dataclasses.is_dataclass(value):
-                nested.append((type(value), f"{prefix}{f.name}."))
-                lines.append(f"| `{prefix}{f.name}` | section | | {docs.get(f.name, '')} (below) |")
-                continue
-            if f.name == "stages":
-                nested.append((StageSettings, "stages[i]."))
-                lines.append(f"| `stages` | list of stages | one stage | {docs.get(f.name, '')} (below) |")
-                continue
-            default = "null" if value is None else json_default(value)
-            lines.append(f"| `{prefix}{f.name}` | {_type_name(hints[f.name])} | `{default}` | {docs.get(f.name, '')} |")
-        lines.append("")
-        for sub, sub_prefix in nested:
-            section(sub, sub_prefix, sub_prefix.rstrip("."))
-
-    section(RecipeConfig, "", "top level")
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def json_default(value: Any) -> str:
-    import json
-
-    return json.dumps(value) if not isinstance(value, str) else value
-
-
-if __name__ == "__main__":
-    print(recipe_reference(), end="")
