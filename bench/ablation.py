@@ -4,7 +4,7 @@ model, over several seeds, in two regimes of the base model.
 
 The variants (``vanilla``, ``full``, ``no-filter``, ``fixed-temp``, ``no-rescue``, ``no-substitution``,
 ``dapo``), how each is derived from its regime's recipe and how the runs are compared are in
-:mod:`polaris.run.ablation`; this script runs them and writes the results. Every variant trains the
+``bench/ablation_analysis.py``; this script runs them and writes the results. Every variant trains the
 same number of steps of 16 problems × 8 rollouts (``dapo`` generates more per step: its extra rounds
 are counted); every ``--eval-every`` steps the model under training is evaluated on the held-out
 ``arith-test`` (avg@8, T = 0.6 as the default recipe's evaluation, 128 new tokens, first 100
@@ -70,10 +70,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polaris.config import RecipeConfig, load_recipe
-from polaris.errors import PolarisError, RunError, UsageError
-from polaris.io import read_json, read_jsonl, write_json
-from polaris.run.ablation import (
+from ablation_analysis import (
     BENCH,
     FULL,
     QUICK,
@@ -96,6 +93,9 @@ from polaris.run.ablation import (
     uses_search,
     variant_recipe,
 )
+from polaris.config import RecipeConfig, load_recipe
+from polaris.errors import PolarisError, RunError, UsageError
+from polaris.io import read_json, read_jsonl, write_json
 from polaris.run.layout import RunLayout, write_jsonl
 
 

@@ -37,10 +37,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ablation_analysis import mean_std
 from polaris.config import RecipeConfig, load_recipe
 from polaris.errors import PolarisError
 from polaris.io import write_json
-from polaris.run.ablation import mean_std
 from polaris.run.layout import RunLayout
 from polaris.run.plan import build_plan
 

@@ -1,4 +1,4 @@
-"""The ablation: its variant recipes, statistics and analysis (polaris.run.ablation), and the runner
+"""The ablation: its variant recipes, statistics and analysis (bench/ablation_analysis.py), and the runner
 (bench/ablation.py): regimes, paths, the time estimate, the summary, and a reduced end-to-end run."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import yaml
 from bench_scripts import load_bench
 from polaris.config import check_recipe, load_recipe, recipe_from_data, to_dict
 from polaris.errors import RunError, UsageError
-from polaris.run import ablation
 from polaris.run.layout import RunLayout, TemperatureRecord, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+ablation = load_bench("ablation_analysis")
 bench = load_bench("ablation")
 BASE = load_recipe(REPO / "recipes" / "tiny-cpu.yaml")
 

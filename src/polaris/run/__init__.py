@@ -6,7 +6,6 @@
 - :mod:`polaris.run.pipeline` — :func:`run_recipe`, the order of the steps and their status;
 - :mod:`polaris.run.launch` — the commands that start a recipe on GPUs;
 - :mod:`polaris.run.report` — ``report.md`` with plots;
-- :mod:`polaris.run.ablation` — reading and comparing runs of recipe variants.
 
 Layers (nothing imports upward): data, models, reward, recipe → generation, backends → train,
 evaluation → run → the ``polaris`` command (:mod:`polaris.commands`, :mod:`polaris.cli`).

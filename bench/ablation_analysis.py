@@ -1,6 +1,7 @@
 """Does the recipe pay off? Vanilla GRPO vs the full recipe vs the recipe minus each component (and
 one alternative to two of them), from the same warm-started model, over several seeds: the variants
-and the analysis.
+and the analysis, shared by ``bench/ablation.py`` (the tiny model) and ``bench/real_model.py``
+(SmolLM2). Not part of the ``polaris`` package: only the benches use it.
 
 Variants (each derived from one recipe by :func:`variant_recipe`; only what is listed changes):
 
@@ -358,17 +359,17 @@ def read_variant(
 
 def profile_histogram(records: Iterable[Mapping[str, Any]]) -> list[int]:
     """Counts of problems solved 0/k..k/k in difficulty records (``{"correct", "k", ...}``, as
-    ``profile/records.jsonl`` and the ablation's per-seed profile cache hold them)."""
+    ``profile/records.jsonl`` and the ablation's per-seed profile cache hold them), by
+    :func:`polaris.recipe.difficulty.pass_histogram`."""
+    from polaris.recipe.difficulty import pass_histogram
+
     records = list(records)
     if not records:
         return []
-    k = int(records[0]["k"])
-    hist = [0] * (k + 1)
-    for r in records:
-        if int(r["k"]) != k:
-            raise ValueError(f"difficulty records with k={k} and k={r['k']}: one profile has one k")
-        hist[int(r["correct"])] += 1
-    return hist
+    ks = {int(r["k"]) for r in records}
+    if len(ks) > 1:
+        raise ValueError(f"difficulty records with k={sorted(ks)}: one profile has one k")
+    return pass_histogram((int(r["correct"]) for r in records), ks.pop())
 
 
 def read_searches(run: RunLayout | str | Path) -> list[TemperatureRecord]:
