@@ -409,6 +409,12 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
              f"train.max_prompt_tokens ({train.max_prompt_tokens} tokens): left out of this stage")
         stage = replace(stage, problems=problems)
     state = PartialState(cpu=not _has_gpu())  # CPU processes join over gloo only when asked to
+    if stage.batch is not None and stage.batch.processes != state.num_processes:
+        from polaris.errors import RunError
+
+        raise RunError(f"stage {stage.index}: the plan splits the batch over {stage.batch.processes} process(es) but "
+                       f"{state.num_processes} are running; launch with --num_processes {stage.batch.processes} or set "
+                       "launch.num_processes")
     if note and state.is_main_process:
         warn(note)
     runtime = RecipeRuntime(
@@ -444,12 +450,6 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
     if state.is_main_process:
         truncate_metrics(paths.metrics, stage.index, step)
         truncate_metrics(paths.difficulty, stage.index, step)
-    if stage.batch is not None and stage.batch.processes != state.num_processes:
-        from polaris.errors import RunError
-
-        raise RunError(f"stage {stage.index}: the plan splits the batch over {stage.batch.processes} process(es) but "
-                       f"{state.num_processes} are running; launch with --num_processes {stage.batch.processes} or set "
-                       "launch.num_processes")
     config = grpo_config(stage, train, paths.work, seed=seed, num_processes=state.num_processes,
                          use_cpu=not _has_gpu(), bf16=dtype == "bfloat16")
     callback = RecipeCallback(runtime, paths.metrics, paths.tensorboard,
