@@ -661,8 +661,8 @@ TABLE_NOTES = [
     "sampling's extra rounds included), mean over seeds; **all rollouts** adds the **one-off** ones: "
     "the difficulty profile (8 per training problem) and the temperature searches, counted for the "
     "variants that use them. The profile is made once per seed and reused by every variant of that seed "
-    "(`profile.records`); variants without filtering keep every problem. A variant with a fixed "
-    "temperature still measures it once (not counted).",
+    "(`profile.records`); variants without filtering keep every problem. A fixed temperature is not measured (no "
+    "later stage matches its diversity).",
     "- **to vanilla's final**: training rollouts at which the variant's mean curve first reaches vanilla's "
     "final mean (linear between evaluations), as a share of vanilla's training rollouts (vanilla: 100% "
     "by definition); **with one-off**: the same on the curve against all rollouts (the profile and "

@@ -1,0 +1,44 @@
+"""bench/real_model.py: the variant recipes it runs on SmolLM2 (no model is loaded here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench_scripts import load_bench
+from polaris.config import load_recipe
+from polaris.run.plan import build_plan
+
+bench = load_bench("real_model")
+BASE = load_recipe(str(bench.RECIPE))
+
+
+def test_the_variants_switch_the_recipe_s_components_and_share_a_profile(tmp_path):
+    profile = tmp_path / "records.jsonl"
+    full = bench.variant_recipe(BASE, "full", seed=1, budget=bench.FULL)
+    vanilla = bench.variant_recipe(BASE, "vanilla", seed=1, budget=bench.FULL, profile_records=profile)
+    dapo = bench.variant_recipe(BASE, "dapo", seed=1, budget=bench.FULL, profile_records=profile)
+    assert full.train.rescue and full.train.substitution and not full.train.dynamic_sampling
+    assert [s.temperature for s in full.stages] == ["search", "search"]
+    assert full.profile.max_correct is None and full.profile.records is None  # full makes the seed's profile
+    assert not (vanilla.train.rescue or vanilla.train.substitution or vanilla.train.dynamic_sampling)
+    assert (vanilla.train.epsilon_low, vanilla.train.epsilon_high, vanilla.train.dual_clip) == (0.2, 0.2, None)
+    assert [s.temperature for s in vanilla.stages] == [1.0, 1.0]
+    assert vanilla.profile.max_correct == vanilla.profile.k and vanilla.train.drop_threshold == 1.0
+    assert dapo.train.dynamic_sampling and not (dapo.train.rescue or dapo.train.substitution)
+    for recipe in (full, vanilla, dapo):
+        assert recipe.seed == 1 and recipe.model.path == BASE.model.path
+        assert [s.steps for s in recipe.stages] == [bench.FULL.steps_per_stage] * 2
+        assert recipe.train.validation.benchmark == "arith-test" and recipe.train.validation.k == 8
+        assert recipe.train.validation.every_steps == bench.FULL.eval_every
+        assert all(s.val_temperature == BASE.eval.temperature for s in recipe.stages)
+        assert recipe.eval.benchmarks == [] and not recipe.eval.evaluate_base
+        assert build_plan(recipe).builtin_data  # the held-out split is made in each run directory
+    assert vanilla.profile.records == dapo.profile.records == str(profile)
+
+
+def test_the_quick_budget_is_one_short_stage():
+    quick = bench.variant_recipe(load_recipe(str(bench.RECIPE), bench.QUICK_SETTINGS), "full", seed=0,
+                                 budget=bench.QUICK)
+    assert len(quick.stages) == 1 and quick.stages[0].steps == 2
+    assert quick.data.tiny.train_size == 48 and quick.train.validation.limit == 20
+    assert Path(bench.RECIPE).name == "smollm2-cpu.yaml"
