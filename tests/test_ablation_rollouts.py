@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from polaris.run import ablation
+from bench_scripts import load_bench
 from polaris.run.layout import RunLayout, TemperatureRecord, write_jsonl
+
+ablation = load_bench("ablation_analysis")
 
 
 def _run(root, records, stage_steps):
