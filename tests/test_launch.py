@@ -108,11 +108,11 @@ def test_several_machines(tmp_path):
     c = accelerate_command(recipe, "r.yaml")
     assert c.argv == ["accelerate", "launch", "--config_file", str(CONFIGS_DIR / "multinode-zero3.yaml"),
                       "--machine_rank", "$MACHINE_RANK", "--main_process_ip", "10.1.2.3",
-                      "--main_process_port", "29500", "-m", "polaris.cli", "run", "r.yaml"]
+                      "--main_process_port", "29500", "-m", "polaris.cli", "run", "r.yaml", "--run-dir", "$RUN_DIR"]
     assert c.where.startswith("every machine")
     documented = ('accelerate launch --config_file "$(polaris configs multinode-zero3)" '
                   "--machine_rank $MACHINE_RANK --main_process_ip 10.0.0.1 --main_process_port 29500 "
-                  "-m polaris.cli run qwen3-4b-4nodes.yaml")
+                  '-m polaris.cli run qwen3-4b-4nodes.yaml --run-dir $RUN_DIR')
     assert documented in (REPO / "docs" / "reproducing-polaris-4b.md").read_text(encoding="utf-8")
     recipe.launch.main_process_ip = "10.0.0.1"  # the docs' four-machine settings
     recipe.launch.train_devices = recipe.launch.vllm_devices = None
@@ -190,4 +190,4 @@ def test_launch_on_several_machines_only_prints(tmp_path, capsys, monkeypatch):
     recipe = load_recipe(path)
     assert launch.launch_main(recipe, str(path), RunLayout(tmp_path / "run"), run_dir=None, accelerate_config=None) == 0
     out = capsys.readouterr().out
-    assert "--machine_rank $MACHINE_RANK " in out and "nothing was started" in out
+    assert "--machine_rank $MACHINE_RANK " in out and "--run-dir $RUN_DIR" in out and "nothing was started" in out

@@ -150,6 +150,8 @@ def accelerate_command(recipe: RecipeConfig, recipe_path: str, *, run_dir: str |
                        accelerate_config: str | None = None, machine_rank: int | str | None = None) -> Command:
     """``accelerate launch --config_file ... -m polaris.cli run RECIPE`` (or ``polaris run`` alone)."""
     layout = resolve_layout(recipe, accelerate_config)
+    if run_dir is None and layout.num_machines > 1:
+        run_dir = "$RUN_DIR"  # every machine must write into the same directory: a shared file system
     inner = ["-m", "polaris.cli", "run", str(recipe_path)] + (["--run-dir", str(run_dir)] if run_dir else [])
     inner += [a for o in overrides for a in ("--set", o)]
     env = {"CUDA_VISIBLE_DEVICES": recipe.launch.train_devices} if recipe.launch.train_devices else {}
@@ -166,7 +168,8 @@ def accelerate_command(recipe: RecipeConfig, recipe_path: str, *, run_dir: str |
             raise LaunchError("several machines: set launch.main_process_ip to the address of machine 0")
         rank = "$MACHINE_RANK" if machine_rank is None else str(machine_rank)
         argv += ["--machine_rank", rank, "--main_process_ip", layout.main_process_ip]
-        where = f"every machine (MACHINE_RANK 0..{layout.num_machines - 1})"
+        where = (f"every machine (MACHINE_RANK 0..{layout.num_machines - 1}; RUN_DIR: one run directory on a file "
+                 "system every machine sees)")
     if recipe.launch.main_process_port is not None or layout.num_machines > 1:
         argv += ["--main_process_port", str(layout.main_process_port or 29500)]
     return Command(argv + inner, env, where)
