@@ -238,8 +238,12 @@ def card_memory(recipe) -> tuple[int, str]:
     import torch
 
     if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        return int(props.total_memory), props.name
+        try:
+            props = torch.cuda.get_device_properties(0)
+        except (RuntimeError, AssertionError):  # a GPU that cannot be queried: plan for the recipe's card
+            pass
+        else:
+            return int(props.total_memory), props.name
     return int(recipe.launch.gpu_memory_gib * GIB), "launch.gpu_memory_gib"
 
 
