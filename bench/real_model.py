@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -65,6 +64,7 @@ from ablation_analysis import _check_variant as components_off  # noqa: E402
 from polaris.config import RecipeConfig, ValidationSettings, load_recipe, to_dict  # noqa: E402
 from polaris.io import read_jsonl  # noqa: E402
 from polaris.run.layout import EvalLayout, RunLayout  # noqa: E402
+from seeds import machine  # noqa: E402
 
 RECIPE = REPO / "recipes" / "smollm2-cpu.yaml"
 VARIANTS = ("full", "vanilla", "dapo")  # full first: it makes the seed's profile the others read
@@ -139,18 +139,6 @@ def base_accuracy(recipe_path: Path, model: str, test_split: Path, seed: int, ou
                     out.parent / f"{out.name}.log")
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
     return float(summary["benchmarks"][BENCH]["avg@k"])
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def plot(path: Path, stats: dict[str, Any], budget: Budget) -> None:
