@@ -68,10 +68,11 @@ from seeds import machine  # noqa: E402
 
 RECIPE = REPO / "recipes" / "smollm2-cpu.yaml"
 VARIANTS = ("full", "vanilla", "dapo")  # full first: it makes the seed's profile the others read
-#: The comparison: 3 seeds x 2 stages x 8 steps of 4 problems x 8 rollouts, evaluated at the end of each stage
-#: on the 40 held-out problems. On 2 cores a step takes ~1 min, an evaluation ~1.5, a search ~2.5, the
-#: profile ~3: about 70 min per seed.
-FULL = Budget(seeds=(0, 1, 2), steps_per_stage=8, eval_every=8, eval_limit=None, stages=2)
+#: The comparison: 3 seeds x 2 stages x 2 steps of 4 problems x 8 rollouts, evaluated at the end of each stage
+#: on the 40 held-out problems. On 2 cores a step takes ~70 s (the update dominates), an evaluation ~1 min, a
+#: search ~1.7, the profile ~2.6, each stage's start-up ~40 s: about 35 min per seed, ~1 h 45 min in all. More
+#: steps do not fit: 8 steps a stage would take ~3.5 h.
+FULL = Budget(seeds=(0, 1, 2), steps_per_stage=2, eval_every=2, eval_limit=None, stages=2)
 #: A smoke run of the whole bench (does every variant run and get read?), not a comparison: one seed, one
 #: stage of 2 steps, 20 held-out problems, and a smaller task and search (QUICK_SETTINGS): ~15 min.
 QUICK = Budget(seeds=(0,), steps_per_stage=2, eval_every=2, eval_limit=20, stages=1)
