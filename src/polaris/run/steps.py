@@ -34,7 +34,7 @@ from polaris.config import BUILTIN_TRAIN
 from polaris.errors import RecipeError
 from polaris.progress import log
 from polaris.run.layout import RunLayout, TemperatureRecord
-from polaris.run.plan import Plan, ProfileOutcome, StagePlan, filter_profile
+from polaris.run.plan import EvalPlan, Plan, ProfileOutcome, StagePlan, filter_profile
 
 #: ``record(model, benchmark, summary)``: where an evaluation's summary goes (``summary.json`` results).
 ResultSink = Callable[[str, str, dict[str, Any]], None]
@@ -100,13 +100,13 @@ class Context:
 
     def resolve_benchmark(self, spec: str, *, limit: int | None = None):
         """A benchmark named in the recipe: the built-in splits from this run, else :mod:`polaris.benchmarks`."""
-        from polaris.benchmarks import BUILTIN_K, BUILTIN_SAMPLING, ResolvedBenchmark, resolve_benchmark
+        from polaris.benchmarks import ResolvedBenchmark, resolve_benchmark
         from polaris.data.loaders import load_problems
 
         if spec == BUILTIN_TRAIN:
             path = self.layout.split("arith-train")
             problems = load_problems(path)[:limit] if limit else load_problems(path)
-            return ResolvedBenchmark("arith-train", problems, BUILTIN_K, BUILTIN_SAMPLING, str(path))
+            return ResolvedBenchmark("arith-train", problems, str(path))
         test = self.layout.split("arith-test")
         return resolve_benchmark(spec, builtin_test=test if test.is_file() else None, limit=limit)
 
@@ -452,30 +452,50 @@ def validation_callbacks(ctx: Context, stage: StagePlan, temperature: float) -> 
 
 def evaluate(ctx: Context, name: str, *, record: ResultSink | None = None) -> dict[str, float]:
     """The model ``name`` (``base`` or ``stage-K``) on every benchmark of the recipe, through a backend."""
-    from polaris.backends import BackendOptions
-    from polaris.evaluate import evaluate_benchmarks, load_eval_backend, write_results
+    from polaris.evaluate import write_results
 
     recipe = ctx.recipe
-    ev = ctx.plan.eval
     # Data first: an offline Hub benchmark fails before the model loads.
-    benches = [ctx.resolve_benchmark(spec) for spec in recipe.eval.benchmarks]
+    benches = [ctx.resolve_benchmark(spec, limit=recipe.eval.limit) for spec in recipe.eval.benchmarks]
+
+    def store(bench, rows, summary) -> None:
+        write_results(rows, ctx.layout.eval_results(name, bench.name))
+        if record is not None:
+            record(name, bench.name, summary)
+
+    results = evaluate_model(recipe, ctx.plan.eval, str(ctx.model_of(name)), benches, label=f"eval {name}",
+                             on_result=store, reward=ctx.reward(evaluation=True))
+    return {bench: None if summary["avg@k"] is None else round(summary["avg@k"], 4)
+            for bench, summary in results.items()}
+
+
+def evaluate_model(recipe, ev: EvalPlan, model: str, benches, *, on_result, reward=None, label: str = "eval",
+                   on_loaded=None) -> dict[str, Any]:
+    """``model`` on the resolved benchmarks ``benches`` (in the order of ``recipe.eval.benchmarks``) with
+    the plan's evaluation: its k per benchmark, sampling, YaRN and context, through the recipe's backend.
+    The one evaluation driver of ``polaris run`` and ``polaris eval``.
+
+    ``on_result(bench, rows, summary)`` stores a finished benchmark (its summary carries the YaRN
+    settings); ``on_loaded(backend)`` sees the loaded backend first. Returns ``{benchmark: summary}``.
+    """
+    from polaris.backends import BackendOptions
+    from polaris.evaluate import evaluate_benchmarks, load_eval_backend
+
     k_of = {bench.name: ev.benchmarks[spec] for bench, spec in zip(benches, recipe.eval.benchmarks, strict=True)}
-    backend = load_eval_backend(recipe.eval.backend, str(ctx.model_of(name)), BackendOptions(
+    backend = load_eval_backend(recipe.eval.backend, model, BackendOptions(
         dtype=recipe.model.dtype, yarn=ev.yarn, seed=recipe.seed,
         tensor_parallel_size=recipe.eval.tensor_parallel_size), benches, ev.settings.max_new_tokens,
         planned_context=ev.context)
 
     def store(bench, rows, summary) -> None:
         summary["yarn"] = ev.yarn.to_dict() if ev.yarn else None
-        write_results(rows, ctx.layout.eval_results(name, bench.name))
-        if record is not None:
-            record(name, bench.name, summary)
+        on_result(bench, rows, summary)
 
     with closing(backend):
-        results = evaluate_benchmarks(backend, benches, lambda b: ev.for_benchmark(k_of[b.name]), seed=recipe.seed,
-                                      label=f"eval {name}", on_result=store, reward=ctx.reward(evaluation=True))
-    return {bench: None if summary["avg@k"] is None else round(summary["avg@k"], 4)
-            for bench, summary in results.items()}
+        if on_loaded is not None:
+            on_loaded(backend)
+        return evaluate_benchmarks(backend, benches, lambda b: ev.for_benchmark(k_of[b.name]), seed=recipe.seed,
+                                   label=label, on_result=store, reward=reward)
 
 
 def report(ctx: Context) -> dict[str, Any]:
@@ -487,7 +507,7 @@ def report(ctx: Context) -> dict[str, Any]:
 
 
 __all__ = [
-    "Context", "ProfileOutcome", "check_learning_signal", "drop", "evaluate", "filter_profile", "generate_profile", "prepare", "profile",
+    "Context", "ProfileOutcome", "check_learning_signal", "drop", "evaluate", "evaluate_model", "filter_profile", "generate_profile", "prepare", "profile",
     "read_saved_profile", "report", "stage_temperature", "temperature", "temperature_rule", "train",
     "validation_callbacks", "warm_start",
 ]
