@@ -96,7 +96,7 @@ from ablation_analysis import (
 from polaris.config import RecipeConfig, load_recipe
 from polaris.errors import PolarisError, RunError, UsageError
 from polaris.io import read_json, read_jsonl, write_json
-from polaris.run.layout import RunLayout, write_jsonl
+from polaris.run.layout import PREPARE, WARM_START, RunLayout, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -251,8 +251,8 @@ def ensure_base(base_run: RunLayout | Path, recipe: RecipeConfig, *, source: str
         return
     run = RunDir(base, recipe, source=source)
     ctx = steps.Context(build_plan(recipe), base)
-    run.step("prepare", lambda: steps.prepare(ctx))
-    run.step("warm_start", lambda: steps.warm_start(ctx))
+    run.step(PREPARE, lambda: steps.prepare(ctx))
+    run.step(WARM_START, lambda: steps.warm_start(ctx))
 
 
 def model_digest(base_run: RunLayout | Path) -> str:

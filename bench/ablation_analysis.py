@@ -56,7 +56,7 @@ from typing import Any
 
 from polaris.config import DataSettings, RecipeConfig, ValidationSettings, WarmStartSettings
 from polaris.errors import RunError, UsageError
-from polaris.run.layout import RunLayout, TemperatureRecord
+from polaris.run.layout import PROFILE, RunLayout, TemperatureRecord, step_stage, temperature_step, train_step
 
 #: The held-out split every variant is validated on (a built-in split of the base run).
 BENCH = "arith-test"
@@ -279,9 +279,9 @@ def read_variant(
     if summary is None:
         raise RunError(f"{layout.root}: no {layout.summary.name}; run the variant first")
     steps_per_stage = {
-        int(k.split(":")[1]): v["result"]["steps"]
-        for k, v in summary["steps"].items()
-        if k.startswith("train:")
+        stage: summary.result(name)["steps"]
+        for name in summary.steps
+        if (stage := step_stage(name)) and name == train_step(stage)
     }
     key = f"eval/{BENCH}/avg@{EVAL_K}"
     latest: dict[tuple[str, int, int], dict[str, Any]] = {}
@@ -310,13 +310,13 @@ def read_variant(
     # one-off rollouts: the profile before training, each stage's search before that stage
     profile_rollouts = 0
     if profile_used:
-        prof = summary["steps"]["profile"]["result"]
+        prof = summary.result(PROFILE)
         profile_rollouts = prof["problems"] * prof["k"]
     temperatures, search_rollouts = [], {}
     for stage in sorted(steps_per_stage):
         record = layout.read_temperature(stage)
         if record is None:  # a fixed temperature that no later stage matches is not measured
-            step = summary["steps"].get(f"temperature:{stage}", {}).get("result") or {}
+            step = summary.result(temperature_step(stage)) or {}
             if "temperature" not in step:
                 raise RunError(
                     f"{layout.temperature_path(stage)} is missing: stage {stage} has no temperature record"
@@ -342,7 +342,7 @@ def read_variant(
     updates = [r for (kind, _, _), r in latest.items() if kind == "update"]
     entered = [r for r in updates if r["recipe/skipped"] < 0.5]
     zero_share = sum(r["recipe/zero_advantage_fraction"] for r in entered) / len(entered) if entered else None
-    seconds = sum(v.get("seconds", 0.0) for v in summary["steps"].values())
+    seconds = summary.seconds()
     return VariantRun(
         variant=variant,
         seed=seed,

@@ -157,8 +157,8 @@ def run_path(path: str, model: Path, work: Path, *, dtype: str, checkpointing: b
     if run.metrics.exists():
         row.update(read_metrics(run))
     if status == "pass":
-        summary = json.loads(run.summary.read_text())
-        row["eval"] = {k: v.get("test", {}).get("avg@k") for k, v in summary.get("results", {}).items()}
+        summary = run.read_summary()
+        row["eval"] = {model: summary.avg_at_k(model, "test") for model in summary.results}
     return row
 
 

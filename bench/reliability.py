@@ -40,6 +40,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from polaris.errors import RunError  # noqa: E402
 from polaris.run.layout import RunLayout  # noqa: E402
 from polaris.train.grpo import STATE_FILE  # noqa: E402
 
@@ -171,15 +172,15 @@ def start_run(recipe: Path, run_dir: Path, log: Path, env: dict[str, str] | None
 
 def running_step(layout: RunLayout) -> str | None:
     try:
-        summary = json.loads(layout.summary.read_text())
-    except (OSError, ValueError):
+        summary = layout.read_summary()
+    except (OSError, ValueError, RunError):  # read while the run replaces it
         return None
-    return next((name for name, s in summary["steps"].items() if s.get("status") == "running"), None)
+    return next(iter(summary.with_status("running")), None) if summary else None
 
 
 def failed_step(layout: RunLayout) -> str | None:
-    summary = layout.read_summary() or {"steps": {}}
-    return next((name for name, s in summary["steps"].items() if s.get("status") == "failed"), None)
+    summary = layout.read_summary()
+    return next(iter(summary.with_status("failed")), None) if summary else None
 
 
 def saving_checkpoint(layout: RunLayout, stage: int) -> Path | None:
@@ -309,7 +310,7 @@ def kill_resume(work: Path, seed: int, enospc: Path | None) -> dict[str, Any]:
     if first.wait() != 0:
         raise SystemExit(f"the reference run failed; see {work / 'reference.log'}")
     reference_s = time.monotonic() - t0
-    durations = {name: s.get("seconds", 1.0) for name, s in reference.read_summary()["steps"].items()}
+    durations = {name: s.seconds or 1.0 for name, s in reference.read_summary().steps.items()}
 
     rng = random.Random(seed)
     t0 = time.monotonic()
@@ -388,7 +389,7 @@ def compare(a: RunLayout, b: RunLayout) -> list[dict[str, Any]]:
     worst = max(float((wa[k] - wb[k]).abs().max()) for k in wa) if wa.keys() == wb.keys() else float("inf")
     out.append({"what": "final weights (stage 2)", "records": len(wa), "duplicates": 0, "missing": 0, "extra": 0,
                 "first_difference": None if worst == 0 else f"largest difference {worst:.3g}", "identical": worst == 0})
-    ra, rb = a.read_summary()["results"], b.read_summary()["results"]
+    ra, rb = a.read_summary().results, b.read_summary().results
     out.append({"what": "summary.json results", "records": sum(len(v) for v in ra.values()), "duplicates": 0,
                 "missing": 0, "extra": 0, "identical": _outcome(ra) == _outcome(rb),
                 "first_difference": None if _outcome(ra) == _outcome(rb) else

@@ -41,11 +41,11 @@ from ablation_analysis import mean_std
 from polaris.config import RecipeConfig, load_recipe
 from polaris.errors import PolarisError
 from polaris.io import write_json
-from polaris.run.layout import RunLayout
+from polaris.run.layout import PREPARE, PROFILE, REPORT, WARM_START, RunLayout, temperature_step
 from polaris.run.plan import build_plan
 
 #: The steps a seed's run takes from seed 0's: they depend on ``data.tiny`` and ``warm_start`` only.
-SHARED_STEPS = ("prepare", "warm_start")
+SHARED_STEPS = (PREPARE, WARM_START)
 
 
 def seed_overrides(seed: int, *, warm_start: bool = False) -> list[str]:
@@ -71,7 +71,7 @@ def share_warm_start(source: RunLayout, target: RunLayout, recipe: RecipeConfig,
 
     if not all(finished(source, step) for step in SHARED_STEPS):
         raise PolarisError(f"{source.root} has no finished warm start to share")
-    done = source.read_summary()["steps"]
+    done = source.read_summary()
     run = RunDir(target, recipe, source=origin)
 
     def copy(paths: Sequence[tuple[Path, Path]], step: str):
@@ -82,13 +82,13 @@ def share_warm_start(source: RunLayout, target: RunLayout, recipe: RecipeConfig,
                 else:
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(src, dst)
-            return done[step]["result"]
+            return done.result(step)
 
         return go
 
     splits = [(source.split(name), target.split(name)) for name in ("arith-train", "arith-test")]
-    run.step("prepare", copy([*splits, (source.model("init"), target.model("init"))], "prepare"))
-    run.step("warm_start", copy([(source.model("base"), target.model("base"))], "warm_start"))
+    run.step(PREPARE, copy([*splits, (source.model("init"), target.model("init"))], PREPARE))
+    run.step(WARM_START, copy([(source.model("base"), target.model("base"))], WARM_START))
 
 
 def seed_arguments(recipe_path: Path, seed: int, layout: RunLayout, *, warm_start: bool = False) -> list[str]:
@@ -109,16 +109,17 @@ def run_seed(arguments: Sequence[str]) -> None:
 
 def finished(layout: RunLayout, step: str) -> bool:
     """Whether the run in ``layout`` has finished ``step``."""
-    return (layout.read_summary() or {}).get("steps", {}).get(step, {}).get("status") == "done"
+    summary = layout.read_summary()
+    return summary is not None and summary.done(step)
 
 
 def read_seed(recipe: RecipeConfig, seed: int, layout: RunLayout, *, shared: bool = True) -> dict[str, Any]:
     """One finished run's figures: avg@k of the base model and each stage on the first benchmark, the
     temperatures, minutes (a warm start ``shared`` from seed 0 counted once, in seed 0's)."""
-    if not finished(layout, "report"):
+    if not finished(layout, REPORT):
         raise PolarisError(f"{layout.root} is not a finished run")
     summary = layout.read_summary()
-    steps, results = summary["steps"], summary["results"]
+    steps, results = summary.steps, summary.results
     models = list(build_plan(recipe).eval.models)  # the base model, then every stage's
     stages = models[1:]
     benchmark = next(iter(results[models[0]]))
@@ -132,11 +133,11 @@ def read_seed(recipe: RecipeConfig, seed: int, layout: RunLayout, *, shared: boo
         "avg@k": accuracy,
         "gain": {name: accuracy[name] - accuracy[models[0]] for name in stages},
         "temperatures": [
-            steps[f"temperature:{k}"]["result"]["temperature"] for k in range(1, len(stages) + 1)
+            summary.result(temperature_step(k))["temperature"] for k in range(1, len(stages) + 1)
         ],
-        "histogram": steps["profile"]["result"]["histogram"],
-        "minutes": sum(steps[name].get("seconds", 0.0) for name in own) / 60,
-        "warm_start_minutes": steps["warm_start"]["seconds"] / 60,
+        "histogram": summary.result(PROFILE)["histogram"],
+        "minutes": sum(steps[name].seconds for name in own) / 60,
+        "warm_start_minutes": steps[WARM_START].seconds / 60,
     }
 
 
@@ -249,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not finished(source, "warm_start"):
                     run_seed(seed_arguments(recipe_path, 0, source))
                 share_warm_start(source, layout, seeded, origin=f"{recipe_path} --set seed={seed}")
-            if not finished(layout, "report"):
+            if not finished(layout, REPORT):
                 run_seed(seed_arguments(recipe_path, seed, layout, warm_start=vary))
             rows.append(read_seed(seeded, seed, layout, shared=not vary))
     except (PolarisError, subprocess.CalledProcessError) as e:

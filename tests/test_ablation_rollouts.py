@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench_scripts import load_bench
-from polaris.run.layout import RunLayout, TemperatureRecord, write_jsonl
+from polaris.run.layout import PROFILE, RunLayout, RunSummary, StepRecord, TemperatureRecord, write_jsonl
 
 ablation = load_bench("ablation_analysis")
 
@@ -18,7 +18,7 @@ def _run(root, records, stage_steps):
         f"train:{i}": {"status": "done", "seconds": 1.0, "result": {"steps": n}}
         for i, n in enumerate(stage_steps, start=1)
     }
-    run.write_summary({"steps": steps})
+    run.write_summary(RunSummary.from_dict({"steps": steps}))
     for i in range(1, len(stage_steps) + 1):
         run.write_temperature(
             TemperatureRecord(stage=i, rule="fixed", chosen=1.0, points=[{}], problems=1, n=1)
@@ -74,7 +74,7 @@ def _searched_run(root, records, stage_steps, *, points=3, problems=10, n=4):
     """A run that profiled 50 problems x 8 and searched each stage over ``points`` temperatures."""
     run = _run(root, records, stage_steps)
     summary = run.read_summary()
-    summary["steps"]["profile"] = {"status": "done", "seconds": 1.0, "result": {"problems": 50, "k": 8}}
+    summary.steps[PROFILE] = StepRecord("done", 1.0, {"problems": 50, "k": 8})
     run.write_summary(summary)
     for i in range(1, len(stage_steps) + 1):
         run.write_temperature(

@@ -14,7 +14,7 @@ import yaml
 from bench_scripts import load_bench
 from polaris.config import check_recipe, load_recipe, recipe_from_data, to_dict
 from polaris.errors import RunError, UsageError
-from polaris.run.layout import RunLayout, TemperatureRecord, write_jsonl
+from polaris.run.layout import RunLayout, RunSummary, TemperatureRecord, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -213,7 +213,7 @@ def _fake_run(
     steps = {"profile": {"status": "done", "seconds": 3.0, "result": {"problems": 50, "k": 8}}}
     for i, n in enumerate(stage_steps, start=1):
         steps[f"train:{i}"] = {"status": "done", "seconds": 10.0, "result": {"steps": n}}
-    run.write_summary({"steps": steps})
+    run.write_summary(RunSummary.from_dict({"steps": steps}))
     for i, t in enumerate(temps, start=1):
         run.write_temperature(
             TemperatureRecord(

@@ -12,7 +12,7 @@ from bench_scripts import load_bench
 from polaris.config import load_recipe
 from polaris.errors import PolarisError
 from polaris.io import read_json
-from polaris.run.layout import RunLayout
+from polaris.run.layout import RunLayout, RunSummary
 from polaris.run.pipeline import RunDir, recipe_digest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def _finished_run(layout: RunLayout, seed: int, accuracy: list[float], temperatu
         steps[f"train:{k}"] = {"status": "done", "seconds": 120.0, "result": {"steps": 80}}
     steps["report"] = {"status": "done", "seconds": 6.0, "result": {}}
     layout.root.mkdir(parents=True)
-    layout.write_summary(
+    layout.write_summary(RunSummary.from_dict(
         {
             "recipe": recipe.name,
             "recipe_sha256": recipe_digest(recipe),
@@ -47,7 +47,7 @@ def _finished_run(layout: RunLayout, seed: int, accuracy: list[float], temperatu
                 n: {"arith-test": {"avg@k": a / 100, "k": 8}} for n, a in zip(names, accuracy, strict=True)
             },
         }
-    )
+    ))
 
 
 def test_seed_directories_and_commands():
@@ -100,7 +100,9 @@ def test_with_their_own_warm_start_nothing_is_shared_and_minutes_count_it(tmp_pa
         ran.append(arguments)
         layout = RunLayout(arguments[arguments.index("--run-dir") + 1])
         _finished_run(layout, 1, [46.0, 50.0, 54.0, 56.0], [0.8, 0.85, 0.85])
-        layout.write_summary({**layout.read_summary(), "recipe_sha256": recipe_digest(seeded)})
+        summary = layout.read_summary()
+        summary.recipe_sha256 = recipe_digest(seeded)
+        layout.write_summary(summary)
 
     seeded = load_recipe(RECIPE, ["seed=1", "warm_start.seed=1"])
     monkeypatch.setattr(seeds, "run_seed", fake_run)
@@ -167,14 +169,14 @@ def test_a_seed_borrows_seed_zeros_warm_start_and_runs_the_rest(tmp_path, monkey
         ran.append(arguments)
         target = seeds.seed_layout(recipe, 3)
         summary = target.read_summary()
-        assert {n: s["status"] for n, s in summary["steps"].items()} == {
+        assert {n: s.status for n, s in summary.steps.items()} == {
             "prepare": "done",
             "warm_start": "done",
         }
-        summary["steps"].update(
-            {k: v for k, v in source.read_summary()["steps"].items() if k not in summary["steps"]}
+        summary.steps.update(
+            {k: v for k, v in source.read_summary().steps.items() if k not in summary.steps}
         )
-        summary["results"] = source.read_summary()["results"]
+        summary.results = source.read_summary().results
         target.write_summary(summary)
 
     monkeypatch.setattr(seeds, "run_seed", fake_run)
@@ -185,8 +187,8 @@ def test_a_seed_borrows_seed_zeros_warm_start_and_runs_the_rest(tmp_path, monkey
     assert target.split("arith-test").read_text() == "arith-test"
     assert (target.model("base") / "config.json").read_text() == '{"name": "base"}'
     assert (target.model("init") / "config.json").exists()
-    steps = target.read_summary()["steps"]
-    assert steps["warm_start"]["result"] == {"loss": 0.1} and steps["prepare"]["result"] == {"train": 2048}
+    summary = target.read_summary()
+    assert summary.result("warm_start") == {"loss": 0.1} and summary.result("prepare") == {"train": 2048}
     # the directory belongs to the recipe at seed 3 (polaris run --set seed=3 continues it), not seed 0's
     RunDir(target, load_recipe(RECIPE, ["seed=3"]))
     with pytest.raises(PolarisError, match="different recipe"):

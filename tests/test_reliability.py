@@ -3,6 +3,7 @@ killed while it held the directory, a NaN loss."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -311,3 +312,55 @@ def test_a_write_that_fills_the_disk_names_its_file(tmp_path, monkeypatch):
     with pytest.raises(OSError) as caught:
         io.append_jsonl(tmp_path / "metrics.jsonl", {"step": 1})
     assert caught.value.filename == str(tmp_path / "metrics.jsonl")
+
+
+def test_the_run_summary_is_written_and_read_as_typed_records(tmp_path):
+    """summary.json round-trips through RunSummary; a step is recorded running -> done with its result and
+    seconds, a failed one keeps its seconds, a finished one is not run again; a damaged file names itself."""
+    from polaris.config import load_recipe
+    from polaris.errors import RunError
+    from polaris.run.layout import (
+        PROFILE,
+        RunLayout,
+        RunSummary,
+        StepRecord,
+        drop_step,
+        eval_step,
+        step_stage,
+        temperature_step,
+        train_step,
+    )
+    from polaris.run.pipeline import RunDir
+
+    assert (drop_step(2), temperature_step(1), train_step(3), eval_step("stage-2")) == (
+        "drop:2", "temperature:1", "train:3", "eval:stage-2")
+    assert [step_stage(n) for n in ("drop:2", "train:3", "eval:stage-2", "profile", "train:x")] == [2, 3, None, None,
+                                                                                                   None]
+    layout = RunLayout(tmp_path / "run")
+    run = RunDir(layout, load_recipe(None, ["name=typed"]))
+    seen = []
+
+    def profile():
+        seen.append(layout.read_summary().status(PROFILE))  # recorded as running while it runs
+        return {"k": 8, "histogram": [1, 2]}
+
+    assert run.step(PROFILE, profile) == {"k": 8, "histogram": [1, 2]}
+    assert run.step(PROFILE, lambda: pytest.fail("ran twice")) == {"k": 8, "histogram": [1, 2]}
+    with pytest.raises(ZeroDivisionError):
+        run.step(train_step(1), lambda: 1 / 0)
+    run.record_result("stage-1", "arith-test", {"avg@k": 0.25, "k": 8})
+    summary = layout.read_summary()
+    assert seen == ["running"]
+    assert summary.recipe == "typed" and summary.with_status("failed") == [train_step(1)]
+    assert summary.result(PROFILE) == {"k": 8, "histogram": [1, 2]} and summary.result(train_step(1)) is None
+    assert summary.steps[PROFILE].seconds >= 0 and summary.steps[train_step(1)].status == "failed"
+    assert summary.avg_at_k("stage-1", "arith-test") == 0.25 and summary.avg_at_k("stage-2", "arith-test") is None
+    assert RunSummary.from_dict(summary.to_dict()) == summary
+    raw = json.loads(layout.summary.read_text())
+    assert raw["steps"][PROFILE] == {"status": "done", "seconds": summary.steps[PROFILE].seconds,
+                                     "result": {"k": 8, "histogram": [1, 2]}}
+    assert "result" not in raw["steps"][train_step(1)]
+    assert StepRecord("done", 2.5).to_dict() == {"status": "done", "seconds": 2.5}
+    layout.summary.write_text(json.dumps({"steps": {"profile": {"status": "half"}}}))
+    with pytest.raises(RunError, match=r"summary.json: steps.profile: expected a status of running, done or failed"):
+        layout.read_summary()

@@ -2,7 +2,7 @@
 
 Layout (every write is atomic: a killed run leaves the old file or the new one)::
 
-    summary.json               steps (status, seconds, result), results[stage][benchmark]
+    summary.json               RunSummary: steps (StepRecord: status, seconds, result), results[model][benchmark]
     run.lock                   the pid of the `polaris run` working in the directory (while it runs)
     recipe.yaml                the recipe it ran (with its command-line overrides applied)
     data/arith-{train,test}.parquet   the built-in task's splits (built-in model only)
@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from polaris.io import atomic_path, read_json, read_jsonl, write_json
 
@@ -64,6 +64,107 @@ class TemperatureRecord:
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         return cls(**{k: v for k, v in data.items() if k in known},
                    extra={k: v for k, v in data.items() if k not in known})
+
+
+#: The run's step names, as ``summary.json`` records them (in the order a run takes them).
+PREPARE, WARM_START, PROFILE, REPORT = "prepare", "warm_start", "profile", "report"
+
+
+def drop_step(stage: int) -> str:
+    return f"drop:{stage}"
+
+
+def temperature_step(stage: int) -> str:
+    return f"temperature:{stage}"
+
+
+def train_step(stage: int) -> str:
+    return f"train:{stage}"
+
+
+def eval_step(model: str) -> str:
+    """The evaluation of ``model`` (``base`` or ``stage-K``)."""
+    return f"eval:{model}"
+
+
+def step_stage(name: str) -> int | None:
+    """K of ``drop:K``, ``temperature:K`` or ``train:K`` (``None`` for the other steps)."""
+    kind, _, stage = name.partition(":")
+    return int(stage) if kind in ("drop", "temperature", "train") and stage.isdigit() else None
+
+
+StepStatus = Literal["running", "done", "failed"]
+
+
+@dataclass
+class StepRecord:
+    """One step of ``summary.json``: its status, the seconds spent on it (over every attempt) and what
+    it returned (the step's own small dict: the profile's histogram, a stage's steps, ...)."""
+
+    status: StepStatus
+    seconds: float = 0.0
+    result: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "seconds": self.seconds}
+        if self.result is not None:
+            out["result"] = self.result
+        return out
+
+
+@dataclass
+class RunSummary:
+    """``summary.json``: the recipe it belongs to, every step's record, and the evaluations' results
+    (``results[model][benchmark]``: avg@k and the other metrics of :func:`polaris.evaluate.summarize`)."""
+
+    recipe: str
+    recipe_sha256: str
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def status(self, name: str) -> StepStatus | None:
+        record = self.steps.get(name)
+        return None if record is None else record.status
+
+    def done(self, name: str) -> bool:
+        return self.status(name) == "done"
+
+    def result(self, name: str) -> dict[str, Any] | None:
+        """What step ``name`` returned (``None``: not run, or returned nothing)."""
+        record = self.steps.get(name)
+        return None if record is None else record.result
+
+    def seconds(self) -> float:
+        """Seconds spent on every step."""
+        return sum(r.seconds for r in self.steps.values())
+
+    def with_status(self, status: StepStatus) -> list[str]:
+        return [name for name, r in self.steps.items() if r.status == status]
+
+    def avg_at_k(self, model: str, benchmark: str) -> float | None:
+        return (self.results.get(model) or {}).get(benchmark, {}).get("avg@k")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipe": self.recipe, "recipe_sha256": self.recipe_sha256,
+                "steps": {name: r.to_dict() for name, r in self.steps.items()}, "results": self.results}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str | Path = "summary.json") -> RunSummary:
+        """A summary read back; :class:`RunError` naming the file and the field when it is not one."""
+        from polaris.errors import RunError
+
+        def bad(what: str) -> RunError:
+            return RunError(f"{where}: {what}; it is not a polaris run summary (delete it to start the run over)")
+
+        if not isinstance(data, dict) or not isinstance(data.get("steps", {}), dict):
+            raise bad("expected an object with 'steps'")
+        steps = {}
+        for name, record in data.get("steps", {}).items():
+            if not isinstance(record, dict) or record.get("status") not in ("running", "done", "failed"):
+                raise bad(f"steps.{name}: expected a status of running, done or failed")
+            steps[name] = StepRecord(record["status"], float(record.get("seconds", 0.0)), record.get("result"))
+        return cls(recipe=str(data.get("recipe", "")), recipe_sha256=str(data.get("recipe_sha256", "")),
+                   steps=steps, results=dict(data.get("results") or {}))
 
 
 class RunLayout:
@@ -101,11 +202,12 @@ class RunLayout:
     def report_dir(self) -> Path:
         return self.root / "report"
 
-    def read_summary(self) -> dict[str, Any] | None:
-        return read_json(self.summary)
+    def read_summary(self) -> RunSummary | None:
+        data = read_json(self.summary)
+        return None if data is None else RunSummary.from_dict(data, self.summary)
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        write_json(self.summary, summary)
+    def write_summary(self, summary: RunSummary) -> None:
+        write_json(self.summary, summary.to_dict())
 
     def write_recipe(self, text: str) -> None:
         with atomic_path(self.recipe) as tmp:
@@ -280,4 +382,8 @@ def _numbered(directory: Path, pattern: str) -> list[int]:
     return sorted(int(m.group(1)) for p in directory.iterdir() if (m := regex.fullmatch(p.name)))
 
 
-__all__ = ["EvalLayout", "RunLayout", "TemperatureRecord", "dedupe_metrics", "write_jsonl"]
+__all__ = [
+    "PREPARE", "PROFILE", "REPORT", "WARM_START", "EvalLayout", "RunLayout", "RunSummary", "StepRecord",
+    "TemperatureRecord", "dedupe_metrics", "drop_step", "eval_step", "step_stage", "temperature_step", "train_step",
+    "write_jsonl",
+]

@@ -32,7 +32,19 @@ from polaris.config import RecipeConfig, StageSettings, load_recipe, to_dict
 from polaris.errors import RunError
 from polaris.progress import log
 from polaris.run import steps
-from polaris.run.layout import RunLayout
+from polaris.run.layout import (
+    PREPARE,
+    PROFILE,
+    REPORT,
+    WARM_START,
+    RunLayout,
+    RunSummary,
+    StepRecord,
+    drop_step,
+    eval_step,
+    temperature_step,
+    train_step,
+)
 from polaris.run.plan import build_plan
 
 #: Keys that decide whether a run goes on, not what it computes: changing them to resume a stopped run (as the
@@ -151,15 +163,10 @@ class RunDir:
                 time.sleep(self.POLL_SECONDS)
         else:
             layout.root.mkdir(parents=True, exist_ok=True)
-        self.summary: dict[str, Any] = layout.read_summary() or {
-            "recipe": recipe.name,
-            "recipe_sha256": digest,
-            "steps": {},
-            "results": {},
-        }
-        if legacy_digest is not None and self.summary.get("recipe_sha256") == legacy_digest:
-            self.summary["recipe_sha256"] = digest  # started by an earlier version, from the same file
-        if self.summary.get("recipe_sha256") != digest:
+        self.summary = layout.read_summary() or RunSummary(recipe=recipe.name, recipe_sha256=digest)
+        if legacy_digest is not None and self.summary.recipe_sha256 == legacy_digest:
+            self.summary.recipe_sha256 = digest  # started by an earlier version, from the same file
+        if self.summary.recipe_sha256 != digest:
             raise RunError(
                 f"{layout.root} was started with a different recipe; use another --run-dir, or delete the "
                 "directory to start over"
@@ -177,7 +184,7 @@ class RunDir:
             self.layout.write_summary(self.summary)
 
     def done(self, name: str) -> bool:
-        return self.summary["steps"].get(name, {}).get("status") == "done"
+        return self.summary.done(name)
 
     def step(self, name: str, fn: Callable[[], Any], *, all_ranks: bool = False) -> Any:
         """Run ``fn`` unless the step already finished; record status and seconds.
@@ -187,26 +194,26 @@ class RunDir:
         """
         if self.done(name):
             log(f"[polaris] {name}: done already, skipped")
-            return self.summary["steps"][name].get("result")
+            return self.summary.result(name)
         if self.rank != 0 and not all_ranks:
             return self._wait_for(name)
-        record = self.summary["steps"].setdefault(name, {})
-        record.update(status="running")
+        record = self.summary.steps.setdefault(name, StepRecord("running"))
+        record.status = "running"
         self.save()
         log(f"[polaris] {name} ...")
         start = time.monotonic()
         try:
             result = fn()
         except BaseException as e:
-            record.update(status="failed", seconds=round(record.get("seconds", 0) + time.monotonic() - start, 2))
+            record.status, record.seconds = "failed", round(record.seconds + time.monotonic() - start, 2)
             self.save()
             if isinstance(e, EngineError):
                 raise RunError(f"step {name}: {e}") from e
             raise
         seconds = round(time.monotonic() - start, 2)
-        record.update(status="done", seconds=seconds)
+        record.status, record.seconds = "done", seconds
         if result is not None:
-            record["result"] = result
+            record.result = result
         self.save()
         log(f"[polaris] {name}: done in {seconds:.1f}s")
         return result
@@ -214,15 +221,15 @@ class RunDir:
     def _wait_for(self, name: str) -> Any:
         while True:
             self.summary = self.layout.read_summary()
-            status = self.summary["steps"].get(name, {}).get("status")
+            status = self.summary.status(name)
             if status == "done":
-                return self.summary["steps"][name].get("result")
+                return self.summary.result(name)
             if status == "failed":
                 raise RunError(f"step {name} failed on rank 0")
             time.sleep(self.POLL_SECONDS)
 
     def record_result(self, stage: str, benchmark: str, summary: dict[str, Any]) -> None:
-        self.summary["results"].setdefault(stage, {})[benchmark] = summary
+        self.summary.results.setdefault(stage, {})[benchmark] = summary
         self.save()
 
 
@@ -263,25 +270,25 @@ def _run(recipe: RecipeConfig, plan, layout: RunLayout, *, source: str, legacy: 
     evaluate = {name: (lambda name=name: steps.evaluate(ctx, name, record=run.record_result))
                 for name in plan.eval.models}
     if plan.builtin:
-        run.step("prepare", lambda: steps.prepare(ctx))
-        run.step("warm_start", lambda: steps.warm_start(ctx))
+        run.step(PREPARE, lambda: steps.prepare(ctx))
+        run.step(WARM_START, lambda: steps.warm_start(ctx))
     elif plan.builtin_data:  # a real model on the built-in task: its splits only
-        run.step("prepare", lambda: steps.prepare_data(ctx))
+        run.step(PREPARE, lambda: steps.prepare_data(ctx))
     if plan.eval.after_each_stage and "base" in evaluate:
-        run.step("eval:base", evaluate["base"])
-    run.step("profile", lambda: steps.profile(ctx))
+        run.step(eval_step("base"), evaluate["base"])
+    run.step(PROFILE, lambda: steps.profile(ctx))
     for stage in plan.stages:
         k = stage.index
         if k > 1:
-            run.step(f"drop:{k}", lambda k=k: steps.drop(ctx, k))
-        run.step(f"temperature:{k}", lambda k=k: steps.temperature(ctx, k))
-        run.step(f"train:{k}", lambda k=k: steps.train(ctx, k), all_ranks=True)
+            run.step(drop_step(k), lambda k=k: steps.drop(ctx, k))
+        run.step(temperature_step(k), lambda k=k: steps.temperature(ctx, k))
+        run.step(train_step(k), lambda k=k: steps.train(ctx, k), all_ranks=True)
         if plan.eval.after_each_stage:
-            run.step(f"eval:stage-{k}", evaluate[f"stage-{k}"])
+            run.step(eval_step(f"stage-{k}"), evaluate[f"stage-{k}"])
     if not plan.eval.after_each_stage and run.rank == 0:
         for name, fn in evaluate.items():
-            run.step(f"eval:{name}", fn)
-    run.step("report", lambda: steps.report(ctx))
+            run.step(eval_step(name), fn)
+    run.step(REPORT, lambda: steps.report(ctx))
     log(f"[polaris] finished: {layout.summary}")
     return run
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polaris.run.layout import RunLayout
+from polaris.errors import RunError
+from polaris.run.layout import PROFILE, REPORT, RunLayout, RunSummary, StepRecord, drop_step, step_stage
 
 #: Training metrics plotted when present, in this order.
 TRAINING_KEYS = (
@@ -55,7 +56,7 @@ class RunData:
     """What a run directory holds (anything missing is empty)."""
 
     path: Path
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: RunSummary | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
     stage_ids: dict[int, list[str]] = field(default_factory=dict)
     temperatures: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -64,11 +65,15 @@ class RunData:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def steps(self) -> dict[str, Any]:
-        return self.summary.get("steps") or {}
+    def steps(self) -> dict[str, StepRecord]:
+        return self.summary.steps if self.summary else {}
+
+    @property
+    def results(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return self.summary.results if self.summary else {}
 
     def step_result(self, name: str) -> dict[str, Any] | None:
-        result = self.steps.get(name, {}).get("result")
+        result = self.summary.result(name) if self.summary else None
         return result if isinstance(result, dict) else None
 
 
@@ -76,7 +81,7 @@ def load_run(run_dir: str | Path | RunLayout) -> RunData:
     """Everything the report reads, tolerating missing or damaged files."""
     layout = run_dir if isinstance(run_dir, RunLayout) else RunLayout(run_dir)
     data = RunData(layout.root)
-    data.summary = _tolerant(layout.read_summary, layout.summary, data.notes) or {}
+    data.summary = _tolerant(layout.read_summary, layout.summary, data.notes)
     data.records = [r.to_dict() for r in _tolerant(layout.read_profile, layout.profile, data.notes) or []]
     data.stage_ids = _tolerant(layout.stages_with_ids, layout.root / "data", data.notes) or {}
     for k in layout.temperature_stages():
@@ -92,7 +97,7 @@ def _tolerant(read, path: Path, notes: list[str]) -> Any:
     """``read()``, or ``None`` with a note when the file is damaged."""
     try:
         return read()
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RunError) as e:
         notes.append(f"`{path.name}` could not be read ({e}); it is left out.")
         return None
 
@@ -133,7 +138,7 @@ def histogram(counts: Sequence[int], k: int) -> list[int]:
 
 def difficulty_histograms(data: RunData) -> tuple[int | None, dict[str, list[int]]]:
     """``(k, label -> pass-count histogram)``: before filtering, kept for stage 1, each later stage."""
-    profile = data.step_result("profile") or {}
+    profile = data.step_result(PROFILE) or {}
     k = profile.get("k") or (int(data.records[0]["k"]) if data.records else None)
     if k is None:
         return None, {}
@@ -166,9 +171,8 @@ def stage_order(names: Sequence[str]) -> list[str]:
     return sorted(names, key=key)
 
 
-def evaluation_table(summary: Mapping[str, Any]) -> tuple[list[str], list[str], dict[tuple[str, str], float]]:
-    """``(benchmarks, stages, {(benchmark, stage): avg@k})`` from ``summary["results"]``."""
-    results = summary.get("results") or {}
+def evaluation_table(results: Mapping[str, Any]) -> tuple[list[str], list[str], dict[tuple[str, str], float]]:
+    """``(benchmarks, stages, {(benchmark, stage): avg@k})`` from a summary's ``results``."""
     stages = stage_order([s for s in results if isinstance(results[s], Mapping)])
     benchmarks: list[str] = []
     values: dict[tuple[str, str], float] = {}
@@ -181,8 +185,8 @@ def evaluation_table(summary: Mapping[str, Any]) -> tuple[list[str], list[str], 
     return benchmarks, stages, values
 
 
-def _k_of(summary: Mapping[str, Any], bench: str) -> int | None:
-    for entry in (summary.get("results") or {}).values():
+def _k_of(results: Mapping[str, Any], bench: str) -> int | None:
+    for entry in results.values():
         if isinstance(entry, Mapping) and isinstance(entry.get(bench), Mapping) and "k" in entry[bench]:
             return int(entry[bench]["k"])
     return None
@@ -299,7 +303,7 @@ def _steps_section(data: RunData) -> list[str]:
     if not data.steps:
         return ["## Steps", "", "_No `summary.json` steps: the run has not started a step yet._", ""]
     # the pipeline's own `report` step is still running while it writes this page
-    rows = [(name, s.get("status", "?"), s.get("seconds", "")) for name, s in data.steps.items() if name != "report"]
+    rows = [(name, s.status, s.seconds) for name, s in data.steps.items() if name != REPORT]
     return ["## Steps", "", md_table(("step", "status", "seconds"), rows), ""]
 
 
@@ -312,8 +316,8 @@ def _difficulty_section(data: RunData, out: Path) -> list[str]:
     lines += [f"![difficulty]({REPORT_DIR}/difficulty.png)", ""]
     rows = [(label, *counts, sum(counts)) for label, counts in hists.items()]
     lines += [md_table(("problems", *[f"{c}/{k}" for c in range(k + 1)], "total"), rows), ""]
-    drops = [(name.split(":", 1)[1], r.get("dropped", ""), r.get("remaining", ""))
-             for name in data.steps if name.startswith("drop:") and (r := data.step_result(name))]
+    drops = [(k, r.get("dropped", ""), r.get("remaining", "")) for name in data.steps
+             if (k := step_stage(name)) and name == drop_step(k) and (r := data.step_result(name))]
     if drops:
         lines += ["Dynamic dropping between stages (mean logged accuracy > threshold):", "",
                   md_table(("stage", "dropped", "remaining"), drops), ""]
@@ -331,7 +335,7 @@ SAMPLE_CHARS = 600
 
 def _samples_section(data: RunData) -> list[str]:
     """What the profile's responses contain, and a few of them: why the rewards are what they are."""
-    profile = data.step_result("profile") or {}
+    profile = data.step_result(PROFILE) or {}
     counts = profile.get("responses")
     if not counts and not data.samples:
         return []
@@ -393,13 +397,13 @@ def _training_section(data: RunData, out: Path) -> list[str]:
 
 def _evaluation_section(data: RunData, out: Path) -> list[str]:
     lines = ["## Evaluation (avg@k, %)", ""]
-    benchmarks, stages, values = evaluation_table(data.summary)
+    benchmarks, stages, values = evaluation_table(data.results)
     if not values:
         return [*lines, "_No evaluation results yet: the run stopped before the first `eval` step._", ""]
     plot_evaluation(benchmarks, stages, values, out / "evaluation.png")
     rows = []
     for b in benchmarks:
-        k = _k_of(data.summary, b)
+        k = _k_of(data.results, b)
         rows.append((f"{b} (avg@{k})" if k else b, *[pct(values[(b, s)]) if (b, s) in values else "—" for s in stages]))
     lines += [md_table(("benchmark", *stages), rows), "", f"![evaluation]({REPORT_DIR}/evaluation.png)", ""]
     return lines
@@ -413,7 +417,7 @@ def write_report(run_dir: str | Path | RunLayout) -> Path:
     data = load_run(layout)
     out = layout.report_dir
     out.mkdir(parents=True, exist_ok=True)
-    name = data.summary.get("recipe", data.path.name)
+    name = data.summary.recipe if data.summary and data.summary.recipe else data.path.name
     lines = [f"# POLARIS run report: {name}", "", f"Run directory: `{data.path}`", ""]
     lines += _steps_section(data)
     lines += _difficulty_section(data, out)
