@@ -66,3 +66,53 @@ def test_threads_are_shared_among_the_processes_of_a_launch(monkeypatch):
     assert thread_count() == max(1, cores // 2)
     monkeypatch.setenv("POLARIS_THREADS", "3")
     assert thread_count() == 3
+
+
+def test_the_shipped_warm_start_is_taken_only_with_the_settings_it_was_made_with(tmp_path, monkeypatch):
+    """recipes/tiny-cpu.yaml's warm start is the shipped model: the step copies it (no training), its
+    tokenizer is the one `prepare` builds, and any other task or warm-start setting, or
+    warm_start.shipped=false, trains instead."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    import pytest
+
+    from polaris.config import load_recipe
+    from polaris.models.tiny import SHIPPED_BASE, SHIPPED_RECORD, shipped_base
+    from polaris.run import steps
+    from polaris.run.layout import RunLayout
+    from polaris.run.plan import build_plan
+
+    recipe_file = Path(__file__).resolve().parents[1] / "recipes" / "tiny-cpu.yaml"
+    recipe = load_recipe(recipe_file)
+    found = shipped_base(recipe.data.tiny, recipe.warm_start)
+    assert found is not None and found[0] == SHIPPED_BASE
+    weights = (SHIPPED_BASE / "model.safetensors").read_bytes()
+    assert found[1]["sha256"] == hashlib.sha256(weights).hexdigest()
+    for change in ("warm_start.steps=599", "warm_start.seed=1", "data.tiny.train_size=1024", "data.tiny.levels=[1]"):
+        other = load_recipe(recipe_file, [change])
+        assert shipped_base(other.data.tiny, other.warm_start) is None, change
+
+    layout = RunLayout(tmp_path / "run")
+    ctx = steps.Context(build_plan(recipe), layout)
+    steps.prepare(ctx)
+    # the shipped model was made from the tokenizer `prepare` builds for these settings
+    assert json.loads((layout.model("init") / "tokenizer.json").read_text()) == json.loads(
+        (SHIPPED_BASE / "tokenizer.json").read_text())
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr("polaris.train.sft.warm_start", no_training)
+    result = steps.warm_start(ctx)
+    assert result["shipped"] is True and result["step"] == recipe.warm_start.steps
+    assert (layout.model("base") / "model.safetensors").read_bytes() == weights
+    assert not (layout.model("base") / SHIPPED_RECORD).exists()
+    from transformers import AutoModelForCausalLM
+
+    assert type(AutoModelForCausalLM.from_pretrained(layout.model("base"))).__name__ == "Qwen3ForCausalLM"
+
+    ctx = steps.Context(build_plan(load_recipe(recipe_file, ["warm_start.shipped=false"])), layout)
+    with pytest.raises(AssertionError, match="trained"):
+        steps.warm_start(ctx)

@@ -76,6 +76,10 @@ class WarmStartSettings:
     """Levels of the supervised examples."""
     seed: int = 0
     """Seed of the examples and the initialisation."""
+    shipped: bool = True
+    """Take the warm-started model that ships with polaris when it was made with this recipe's
+    ``warm_start`` and ``data.tiny`` settings (``recipes/tiny-cpu.yaml``'s; ``bench/tiny_base.py`` makes
+    it with this warm start), instead of training it here; ``false``: always train it here."""
 
 
 @dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
@@ -93,6 +94,31 @@ def build_model(tokenizer, *, hidden: int = 128, layers: int = 2, heads: int = 4
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=True, top_k=0
     )
     return model
+
+
+#: The warm-started tiny model that ships with polaris, and its record (the settings it was made with).
+SHIPPED_BASE = Path(__file__).with_name("tiny_base")
+SHIPPED_RECORD = "polaris-base.json"
+
+
+def base_settings(tiny, warm_start) -> dict[str, Any]:
+    """What the warm-started model depends on: the task (``data.tiny``: its splits are held out of the
+    warm start) and the ``warm_start`` settings, as JSON values."""
+    import dataclasses
+    import json
+
+    start = {k: v for k, v in dataclasses.asdict(warm_start).items() if k != "shipped"}
+    return json.loads(json.dumps({"data.tiny": dataclasses.asdict(tiny), "warm_start": start}))
+
+
+def shipped_base(tiny, warm_start) -> tuple[Path, dict[str, Any]] | None:
+    """The shipped warm-started model folder and its record, when it was made with these settings."""
+    from polaris.io import read_json
+
+    record = read_json(SHIPPED_BASE / SHIPPED_RECORD)
+    if record is None or record.get("settings") != base_settings(tiny, warm_start):
+        return None
+    return SHIPPED_BASE, record
 
 
 def save(model, tokenizer, path: str | Path) -> Path:

@@ -145,16 +145,29 @@ def prepare(ctx: Context) -> dict[str, Any]:
 
 
 def warm_start(ctx: Context) -> dict[str, Any]:
-    """Supervised fine-tuning of the tiny model, stopped while it is only partially competent."""
+    """Supervised fine-tuning of the tiny model, stopped while it is only partially competent; or the
+    shipped warm-started model, when it was made with this recipe's settings (``warm_start.shipped``)."""
     from polaris.data import arith
     from polaris.models.loading import load_model
-    from polaris.models.tiny import save
+    from polaris.models.tiny import SHIPPED_RECORD, save, shipped_base
     from polaris.train.sft import warm_start as sft
 
-    tiny = ctx.recipe.data.tiny
+    tiny, settings = ctx.recipe.data.tiny, ctx.recipe.warm_start
+    shipped = shipped_base(tiny, settings) if settings.shipped else None
+    if shipped is not None:
+        import shutil
+
+        from polaris.io import atomic_path
+
+        folder, record = shipped
+        with atomic_path(ctx.layout.model("base")) as tmp:
+            shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns(SHIPPED_RECORD, "__pycache__", "*.py"))
+        log("[polaris] warm_start: the shipped warm-started model (made with these settings by "
+            f"{record.get('made_by', 'bench/tiny_base.py')}); warm_start.shipped=false trains it here")
+        return {**record.get("result", {}), "shipped": True}
     train, test = arith.make_splits(tiny.seed, tiny.train_size, tiny.test_size, tiny.levels)
     model, tokenizer = load_model(ctx.layout.model("init"))
-    last = sft(model, tokenizer, ctx.recipe.warm_start, ctx.layout.sft_work,
+    last = sft(model, tokenizer, settings, ctx.layout.sft_work,
                exclude={p.expression for p in train + test})
     save(model, tokenizer, ctx.layout.model("base"))
     return {k: round(v, 4) for k, v in last.items() if isinstance(v, int | float)}
