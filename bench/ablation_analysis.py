@@ -164,15 +164,19 @@ def variant_recipe(
     *,
     seed: int,
     budget: Budget,
-    base_run: RunLayout | str | Path,
+    base_run: RunLayout | str | Path | None = None,
     profile_records: str | Path | None = None,
+    name: str = "ablation",
 ) -> RecipeConfig:
-    """The recipe of one variant and seed, training from ``base_run``'s warm-started model on its data
-    (and reusing the seed's difficulty profile ``profile_records`` when given).
+    """The recipe of one variant and seed (run ``NAME-VARIANT-sSEED``), reusing the seed's difficulty
+    profile ``profile_records`` when given.
 
-    The warm start and the data section go back to their defaults apart from the training file (the
-    base run's ``arith-train`` split); only the recipe's first ``budget.stages`` stages run; evaluation
-    after each stage is off, validation during training measures instead.
+    With ``base_run`` (the tiny model), it trains from that run's warm-started model on its data: the
+    warm start and the data section go back to their defaults apart from the training file (the base
+    run's ``arith-train`` split), and validation reads the base run's test split. Without it (a real
+    model), the recipe's model and data stay, and validation reads the recipe's ``arith-test``. Only the
+    recipe's first ``budget.stages`` stages run; evaluation after each stage is off, validation during
+    training (with the recipe's evaluation sampling) measures instead.
     """
     off = _check_variant(variant)
     added = components_added(variant)
@@ -180,14 +184,15 @@ def variant_recipe(
         raise UsageError(
             f"the budget runs {budget.stages} stages; the recipe {base.name!r} has {len(base.stages)}"
         )
-    layout = _layout(base_run)
+    layout = None if base_run is None else _layout(base_run)
     train, profile, ev = base.train, base.profile, base.eval
     validation = ValidationSettings(
         every_steps=budget.eval_every,
-        benchmark=str(layout.split(BENCH)),
+        benchmark=BENCH if layout is None else str(layout.split(BENCH)),
         k=EVAL_K,
         max_new_tokens=ev.max_new_tokens,
-        top_k=0,
+        top_p=ev.top_p,
+        top_k=ev.top_k,
         limit=budget.eval_limit,
     )
     train = replace(train, save_steps=budget.steps_per_stage, validation=validation)  # resumable per stage
@@ -214,18 +219,12 @@ def variant_recipe(
         )
         for stage in base.stages[: budget.stages]
     ]
-    return replace(
-        base,
-        name=f"ablation-{variant}-s{seed}",
-        seed=seed,
-        warm_start=WarmStartSettings(),
-        model=replace(base.model, path=str(layout.model("base"))),
-        data=DataSettings(train=str(layout.split("arith-train"))),
-        profile=profile,
-        train=train,
-        stages=stages,
-        eval=replace(ev, benchmarks=[]),
-    )
+    recipe = replace(base, name=f"{name}-{variant}-s{seed}", seed=seed, profile=profile, train=train, stages=stages,
+                     eval=replace(ev, benchmarks=[], evaluate_base=False))
+    if layout is None:
+        return recipe
+    return replace(recipe, warm_start=WarmStartSettings(), model=replace(base.model, path=str(layout.model("base"))),
+                   data=DataSettings(train=str(layout.split("arith-train"))))
 
 
 # -- reading a finished variant ----------------------------------------------------------------------

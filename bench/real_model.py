@@ -50,7 +50,6 @@ from ablation_analysis import (  # noqa: E402
     TABLE_NOTES,
     Budget,
     comparisons,
-    components_added,
     format_curves,
     format_table,
     plain_words,
@@ -60,8 +59,8 @@ from ablation_analysis import (  # noqa: E402
     uses_profile,
     uses_search,
 )
-from ablation_analysis import _check_variant as components_off  # noqa: E402
-from polaris.config import RecipeConfig, ValidationSettings, load_recipe, to_dict  # noqa: E402
+from ablation_analysis import variant_recipe as ablation_variant_recipe  # noqa: E402
+from polaris.config import RecipeConfig, load_recipe, to_dict  # noqa: E402
 from polaris.io import read_jsonl  # noqa: E402
 from polaris.run.layout import EvalLayout, RunLayout  # noqa: E402
 from seeds import machine  # noqa: E402
@@ -81,29 +80,11 @@ QUICK_SETTINGS = ("data.tiny.train_size=48", "temperature_search.problems=8")
 
 def variant_recipe(base: RecipeConfig, variant: str, *, seed: int, budget: Budget,
                    profile_records: Path | None = None) -> RecipeConfig:
-    """The recipe of one variant at one seed: the base recipe with the variant's components switched off
-    (or DAPO's added), the budget's steps, validation on the held-out split, no evaluation after training."""
-    off, added = components_off(variant), components_added(variant)
-    train, profile, ev = base.train, base.profile, base.eval
-    validation = ValidationSettings(every_steps=budget.eval_every, benchmark=BENCH, k=EVAL_K,
-                                    max_new_tokens=ev.max_new_tokens, top_p=ev.top_p, top_k=ev.top_k,
-                                    limit=budget.eval_limit)
-    train = dataclasses.replace(train, save_steps=budget.steps_per_stage, validation=validation)
-    if profile_records is not None:
-        profile = dataclasses.replace(profile, records=str(profile_records))
-    if "filter" in off:
-        profile = dataclasses.replace(profile, max_correct=profile.k)
-        train = dataclasses.replace(train, drop_threshold=1.0)
-    train = dataclasses.replace(train, rescue=train.rescue and "rescue" not in off,
-                                substitution=train.substitution and "substitution" not in off,
-                                dynamic_sampling="dynamic" in added)
-    if "clip" in off:
-        train = dataclasses.replace(train, epsilon_high=train.epsilon_low, dual_clip=None)
-    stages = [dataclasses.replace(s, steps=budget.steps_per_stage, val_temperature=ev.temperature,
-                                  temperature=1.0 if "search" in off else s.temperature)
-              for s in base.stages[: budget.stages]]
-    return dataclasses.replace(base, name=f"real-model-{variant}-s{seed}", seed=seed, profile=profile, train=train,
-                               stages=stages, eval=dataclasses.replace(ev, benchmarks=[], evaluate_base=False))
+    """The recipe of one variant at one seed (``bench/ablation_analysis.py``'s, on the recipe's own model
+    and data): the variant's components switched off (or DAPO's added), the budget's steps, validation on
+    the held-out split, no evaluation after training."""
+    return ablation_variant_recipe(base, variant, seed=seed, budget=budget, profile_records=profile_records,
+                                   name="real-model")
 
 
 def run_polaris(args: Sequence[str], log: Path) -> None:
