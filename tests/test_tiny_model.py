@@ -94,6 +94,10 @@ def test_the_shipped_warm_start_is_taken_only_with_the_settings_it_was_made_with
         other = load_recipe(recipe_file, [change])
         assert shipped_base(other.data.tiny, other.warm_start) is None, change
 
+    from polaris.run.plan import dry_run
+
+    assert "warm start      the warm-started model shipped with polaris" in dry_run(str(recipe_file))
+    assert "warm start      599 supervised steps" in dry_run(str(recipe_file), overrides=("warm_start.steps=599",))
     layout = RunLayout(tmp_path / "run")
     ctx = steps.Context(build_plan(recipe), layout)
     steps.prepare(ctx)

@@ -115,6 +115,9 @@ class Plan:
     eval: EvalPlan
     process_layout: Any
     """:class:`polaris.run.launch.Layout`: processes, machines, accelerate config."""
+    shipped_base: tuple[Path, dict[str, Any]] | None = None
+    """The built-in model's warm start: the shipped warm-started model folder and its record, when it was
+    made with this recipe's settings (``warm_start.shipped``); ``None``: the warm start trains here."""
 
     @property
     def builtin(self) -> bool:
@@ -176,8 +179,13 @@ def _build_plan(recipe: RecipeConfig, *, accelerate_config: str | None, processe
                           max_new_tokens=p.max_new_tokens or recipe.stages[0].max_response_tokens,
                           min_correct=p.min_correct, max_correct=p.max_correct if p.max_correct is not None else p.k - 1,
                           records=p.records, batch_size=train.generation_batch_size)
+    shipped = None
+    if recipe.builtin_model and recipe.warm_start.shipped:
+        from polaris.models.tiny import shipped_base
+
+        shipped = shipped_base(recipe.data.tiny, recipe.warm_start)
     return Plan(recipe=recipe, stages=stages, batch=batch, machines=layout.num_machines, profile=profile,
-                eval=eval_plan(recipe, stages=len(stages)), process_layout=layout)
+                eval=eval_plan(recipe, stages=len(stages)), process_layout=layout, shipped_base=shipped)
 
 
 def check_backend_key(recipe: RecipeConfig, key: str) -> None:
@@ -465,6 +473,9 @@ def plan_data(plan: Plan, layout: RunLayout, recipe_path: str, *, accelerate_con
                   "native_max_position_embeddings": recipe.model.native_max_position_embeddings,
                   "max_position_embeddings": recipe.model.max_position_embeddings},
         "data": {"train": recipe.data.train, "split": recipe.data.split, "limit": recipe.data.limit},
+        "warm_start": None if not plan.builtin else {
+            "shipped": plan.shipped_base is not None, "steps": recipe.warm_start.steps,
+            "batch_size": recipe.warm_start.batch_size, "learning_rate": recipe.warm_start.learning_rate},
         "profile": {"k": plan.profile.k, "temperature": plan.profile.temperature,
                     "max_new_tokens": plan.profile.max_new_tokens, "min_correct": plan.profile.min_correct,
                     "max_correct": plan.profile.max_correct, "existing": profile_summary(plan, layout),
@@ -542,6 +553,14 @@ def format_plan(plan: dict[str, Any]) -> str:
     lines.append(f"model           {m['path']} ({m['dtype']}{context})")
     d = plan["data"]
     lines.append(f"training data   {d['train']} [{d['split']}]" + (f", first {d['limit']}" if d["limit"] else ""))
+    w = plan.get("warm_start")
+    if w and w["shipped"]:
+        lines.append("warm start      the warm-started model shipped with polaris (made with these warm_start and "
+                     "data.tiny settings); warm_start.shipped=false trains it here")
+    elif w:
+        lines.append(f"warm start      {w['steps']} supervised steps of {w['batch_size']} examples at lr "
+                     f"{w['learning_rate']:g}, here (the shipped model was made with other warm_start/data.tiny "
+                     "settings, or warm_start.shipped is false)")
     p = plan["profile"]
     lines.append(f"profile         k={p['k']} rollouts at T={_t(p['temperature'])}, up to {p['max_new_tokens']} "
                  f"tokens; keep problems solved {p['min_correct']}..{p['max_correct']} of {p['k']}")

@@ -149,11 +149,11 @@ def warm_start(ctx: Context) -> dict[str, Any]:
     shipped warm-started model, when it was made with this recipe's settings (``warm_start.shipped``)."""
     from polaris.data import arith
     from polaris.models.loading import load_model
-    from polaris.models.tiny import SHIPPED_RECORD, save, shipped_base
+    from polaris.models.tiny import SHIPPED_RECORD, save
     from polaris.train.sft import warm_start as sft
 
     tiny, settings = ctx.recipe.data.tiny, ctx.recipe.warm_start
-    shipped = shipped_base(tiny, settings) if settings.shipped else None
+    shipped = ctx.plan.shipped_base
     if shipped is not None:
         import shutil
 
