@@ -100,6 +100,8 @@ def test_eval_settings_are_the_recipes_with_the_options_as_keys():
         {"aime24": 32, "x.parquet": 8}, 1.4, 1.0, 20, 90000)
     s = plan(benchmark=["arith-test"]).settings
     assert (s.k, s.temperature, s.top_k, s.max_new_tokens) == (8, 1.0, 0, 128)
+    p = plan()  # no --benchmark: the defaults' benchmark, the built-in task, with the defaults' sampling
+    assert (p.benchmarks, p.settings.temperature, p.settings.max_new_tokens) == ({"builtin:arith-test": 8}, 1.0, 128)
     p = plan("eval.top_k=5", benchmark=["aime24"], k=3, temperature=0.6, max_new_tokens=99, limit=2)
     assert (p.benchmarks, p.settings.temperature, p.settings.top_k, p.settings.max_new_tokens, p.settings.limit) == (
         {"aime24": 3}, 0.6, 5, 99, 2)
@@ -120,6 +122,9 @@ def test_eval_with_a_recipe_takes_its_section(tmp_path: Path):
     assert p.yarn.max_position_embeddings == 6144 and p.context >= 6144
     r = eval_recipe(EvalConfig("m", benchmark=["aime24"], recipe=str(recipe), k=4, seed=2))
     assert (eval_plan(r).benchmarks, r.seed, r.eval.temperature) == ({"aime24": 4}, 2, 0.8)
+    recipe.write_text("eval: {benchmarks: [amc23, minerva], temperature: 0.9}\n", encoding="utf-8")
+    r = eval_recipe(EvalConfig("m", recipe=str(recipe)))  # no --benchmark: the recipe's benchmarks
+    assert (eval_plan(r).benchmarks, r.eval.temperature, r.eval.max_new_tokens) == ({"amc23": 8, "minerva": 4}, 0.9, 128)
 
 
 @pytest.mark.parametrize(("options", "message"), [

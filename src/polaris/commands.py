@@ -228,9 +228,10 @@ class EvalConfig:
 
     model: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="MODEL")]
     """A Hugging Face causal LM: a local folder, or a Hub id when online."""
-    benchmark: list[str] = field(default_factory=lambda: ["arith-test"])
+    benchmark: list[str] | None = None
     """``eval.benchmarks``: aime24, aime25, amc23, minerva, olympiad (from the Hub, the paper's k),
-    arith-test (the built-in task), or local .parquet/.jsonl files (k ``eval.k``, 8 by default)."""
+    arith-test (the built-in task), or local .parquet/.jsonl files (k ``eval.k``, 8 by default);
+    default: the recipe's (the built-in defaults: arith-test)."""
     recipe: str | None = None
     """Recipe file whose ``eval`` section, ``model.dtype`` and ``seed`` the evaluation takes."""
     set: Overrides = field(default_factory=list)
@@ -274,10 +275,10 @@ def eval_recipe(config: EvalConfig):
     unless every benchmark is the built-in task), then the options, then ``--set``."""
     from polaris.benchmarks import BUILTIN_ALIASES, PAPER_SAMPLING
 
-    if not config.benchmark:
+    if config.benchmark is not None and not config.benchmark:
         raise UsageError("--benchmark: give at least one benchmark name or file")
     shortcuts: dict[str, Any] = {}
-    if config.recipe is None and not all(b in BUILTIN_ALIASES for b in config.benchmark):
+    if config.recipe is None and not all(b in BUILTIN_ALIASES for b in config.benchmark or []):
         p = PAPER_SAMPLING
         shortcuts = {"eval.temperature": p.temperature, "eval.top_p": p.top_p, "eval.top_k": p.top_k,
                      "eval.max_new_tokens": p.max_new_tokens}
