@@ -132,16 +132,23 @@ def test_eval_with_a_recipe_takes_its_section(tmp_path: Path):
     ({"temperature": -1.0}, r"eval: temperature must be >= 0"),
     ({"limit": 0}, r"eval: limit must be >= 1"),
     ({"backend": "tgi"}, r"valid backends: \['transformers', 'vllm'\]"),
-    ({"yarn_factor": 1.5}, r"eval.yarn_factor needs the context it scales from"),
+    ({"yarn_factor": 1.5}, r"eval.yarn_factor needs the context it scales from.*--original-max-position is "
+                           r"eval.yarn_original_max_position_embeddings"),
+    ({"k": 0, "temperature": 0.5}, r"k must be >= 1, got 0 \(--k is eval.k; --temperature is eval.temperature\)"),
     ({"benchmark": []}, r"--benchmark: give at least one"),
 ])
 def test_bad_eval_options_name_the_key(options, message):
+    from polaris.cli import main
     from polaris.commands import eval_recipe
     from polaris.errors import PolarisError
     from polaris.run.plan import eval_plan
 
     with pytest.raises(PolarisError, match=message):
         eval_plan(eval_recipe(EvalConfig("m", **options)))
+    argv = ["eval", "m", *[a for key, value in options.items() if key != "benchmark"
+                           for a in (f"--{key.replace('_', '-')}", str(value))]]
+    if "benchmark" not in options:  # the whole command: one line, exit 2, before any model is looked for
+        assert main(argv) == 2
 
 
 def test_eval_top_p_out_of_range_is_refused_through_set():

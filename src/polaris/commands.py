@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import tyro
 
-from polaris.errors import UsageError
+from polaris.errors import RecipeError, UsageError
 
 #: ``--set KEY=VALUE``, repeatable.
 Overrides = Annotated[
@@ -282,8 +282,26 @@ def eval_recipe(config: EvalConfig):
         p = PAPER_SAMPLING
         shortcuts = {"eval.temperature": p.temperature, "eval.top_p": p.top_p, "eval.top_k": p.top_k,
                      "eval.max_new_tokens": p.max_new_tokens}
-    shortcuts.update({key: value for key, value in config.shortcuts().items() if value is not None})
-    return _recipe(config.recipe, config.set, shortcuts)
+    given = {key: value for key, value in config.shortcuts().items() if value is not None}
+    shortcuts.update(given)
+    try:
+        return _recipe(config.recipe, config.set, shortcuts)
+    except RecipeError as e:
+        raise _with_options(e, config) from None
+
+
+#: ``polaris eval``'s options and the keys they set, for error messages.
+EVAL_OPTIONS = {"eval.benchmarks": "--benchmark", "eval.k": "--k", "eval.temperature": "--temperature",
+                "eval.max_new_tokens": "--max-new-tokens", "eval.limit": "--limit", "eval.backend": "--backend",
+                "seed": "--seed", "eval.yarn_factor": "--yarn-factor",
+                "eval.yarn_original_max_position_embeddings": "--original-max-position"}
+
+
+def _with_options(error: RecipeError, config: EvalConfig) -> RecipeError:
+    """``error`` with the options that set the keys it names, or that were given, named by their keys."""
+    given = [f"{option} is {key}" for key, option in EVAL_OPTIONS.items() if key != "eval.benchmarks" and (
+        key in str(error) or config.shortcuts().get(key) is not None)]
+    return RecipeError(f"{error}" + (f" ({'; '.join(given)})" if given else ""))
 
 
 def run_eval(config: EvalConfig) -> dict[str, Any]:
@@ -298,7 +316,10 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     from polaris.run.steps import evaluate_model
 
     recipe = eval_recipe(config)
-    plan = eval_plan(recipe)
+    try:
+        plan = eval_plan(recipe)
+    except RecipeError as e:
+        raise _with_options(e, config) from None
     check_model_source(config.model, key="MODEL")
     builtin_test = RunLayout(config.run_dir).split("arith-test") if config.run_dir else None
     # Data first: a missing file or an offline Hub id fails before the model loads.
