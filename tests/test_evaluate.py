@@ -139,12 +139,11 @@ def test_eval_with_a_recipe_takes_its_section(tmp_path: Path):
 ])
 def test_bad_eval_options_name_the_key(options, message):
     from polaris.cli import main
-    from polaris.commands import eval_recipe
+    from polaris.commands import eval_setup
     from polaris.errors import PolarisError
-    from polaris.run.plan import eval_plan
 
     with pytest.raises(PolarisError, match=message):
-        eval_plan(eval_recipe(EvalConfig("m", **options)))
+        eval_setup(EvalConfig("m", **options))
     argv = ["eval", "m", *[a for key, value in options.items() if key != "benchmark"
                            for a in (f"--{key.replace('_', '-')}", str(value))]]
     if "benchmark" not in options:  # the whole command: one line, exit 2, before any model is looked for

@@ -290,6 +290,17 @@ def eval_recipe(config: EvalConfig):
         raise _with_options(e, config) from None
 
 
+def eval_setup(config: EvalConfig):
+    """The recipe of :func:`eval_recipe` and its evaluation plan (:func:`polaris.run.plan.eval_plan`)."""
+    from polaris.run.plan import eval_plan
+
+    recipe = eval_recipe(config)
+    try:
+        return recipe, eval_plan(recipe)
+    except RecipeError as e:
+        raise _with_options(e, config) from None
+
+
 #: ``polaris eval``'s options and the keys they set, for error messages.
 EVAL_OPTIONS = {"eval.benchmarks": "--benchmark", "eval.k": "--k", "eval.temperature": "--temperature",
                 "eval.max_new_tokens": "--max-new-tokens", "eval.limit": "--limit", "eval.backend": "--backend",
@@ -312,14 +323,9 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     from polaris.models.loading import check_model_source, set_threads
     from polaris.reward.custom import recipe_reward
     from polaris.run.layout import EvalLayout, RunLayout
-    from polaris.run.plan import eval_plan
     from polaris.run.steps import evaluate_model
 
-    recipe = eval_recipe(config)
-    try:
-        plan = eval_plan(recipe)
-    except RecipeError as e:
-        raise _with_options(e, config) from None
+    recipe, plan = eval_setup(config)
     check_model_source(config.model, key="MODEL")
     builtin_test = RunLayout(config.run_dir).split("arith-test") if config.run_dir else None
     # Data first: a missing file or an offline Hub id fails before the model loads.
