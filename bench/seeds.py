@@ -11,14 +11,14 @@ run directory that is already complete is read as it is (resumable: kill it and 
 
 The built-in task's data and warm start do not depend on ``seed`` (they have their own,
 ``data.tiny.seed`` and ``warm_start.seed``), so a seed's run takes them from seed 0's run instead of
-making them again (about 8 minutes saved per seed): its ``prepare`` and ``warm_start`` steps copy seed
-0's files and results. The seeds therefore differ in what the recipe samples (profile, temperature
-searches, rollouts, evaluation), not in the base model; the warm start itself differs across CPU types
-(its floating-point path does), which is why a run on another machine can start from another base model.
+making them again: its ``prepare`` and ``warm_start`` steps copy seed 0's files and results. The seeds
+therefore differ in what the recipe samples (profile, temperature searches, rollouts, evaluation), not
+in the base model. ``make run``'s warm start is the model shipped with polaris (``bench/tiny_base.py``),
+the same on every machine; what RL does from it still follows the CPU's floating-point path.
 
-``--warm-start`` measures that spread on one machine: seed N also sets ``warm_start.seed=N`` (another
-initialisation and order of worked examples) and makes its own warm start, in ``runs/NAME-wsN``; seed 0
-is still ``make run``.
+``--warm-start`` measures how much another base model moves the figures: seed N also sets
+``warm_start.seed=N`` (another initialisation and order of worked examples) and makes its own warm start
+here, in ``runs/NAME-wsN``; seed 0 is still ``make run``.
 
 Writes ``bench/results/seeds.md`` and ``.json`` (``--warm-start``: ``seeds-warm-start.*``; ``--out``): per seed the held-out accuracy (avg@k) of
 the base model and of every stage, the temperatures chosen and the minutes the run took; then mean ± sd
