@@ -49,9 +49,11 @@ from ablation_analysis import (  # noqa: E402
     EVAL_K,
     TABLE_NOTES,
     Budget,
+    classify,
     comparisons,
     format_curves,
     format_table,
+    paired_interval,
     plain_words,
     profile_histogram,
     read_variant,
@@ -156,9 +158,27 @@ def plot(path: Path, stats: dict[str, Any], budget: Budget) -> None:
     plt.close(fig)
 
 
-def verdict(compared: Sequence[dict[str, Any]]) -> str:
-    """Gain, no gain or loss of the full recipe over vanilla GRPO and over its starting point, in words."""
-    return plain_words(compared, "real-model").replace("Real-model regime", "SmolLM2")
+def verdict(compared: Sequence[dict[str, Any]], runs: Sequence[Any]) -> str:
+    """Gain, no gain or loss of each variant over its starting point, and of the variants against each
+    other (the full recipe against vanilla GRPO first), in words, with 95% intervals paired by seed."""
+    return gains_over_start(runs) + " " + plain_words(compared, "real-model").replace("Real-model regime", "SmolLM2")
+
+
+WORDS = {"helps": "a gain", "hurts": "a loss", "no measurable difference": "no measured gain: the interval includes 0",
+         "no interval": "one seed: no interval"}
+
+
+def gains_over_start(runs: Sequence[Any]) -> str:
+    """Each variant's final avg@8 minus the prepared model's (step 0), paired by seed, in points."""
+    parts = []
+    for variant in dict.fromkeys(r.variant for r in runs):
+        mine = [r for r in runs if r.variant == variant]
+        final = {r.seed: 100 * r.curve[-1][1] for r in mine}
+        start = {r.seed: 100 * r.curve[0][1] for r in mine}
+        points, half, _ = paired_interval(final, start)
+        interval = "" if half is None else f" [{points - half:+.1f}, {points + half:+.1f}]"
+        parts.append(f"{variant} {points:+.1f}{interval} ({WORDS[classify(points, half)]})")
+    return "Against the prepared model (step 0), paired by seed: " + "; ".join(parts) + "."
 
 
 def format_markdown(stats: dict[str, Any], budget: Budget, command: str, minutes: float, base: dict[int, float],
@@ -238,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     minutes = sum(r.seconds for r in runs) / 60  # the variant runs' steps, as their summaries record them
     stats = summarize(runs, variants)
     compared = comparisons(runs)
-    paragraph = verdict(compared)
+    paragraph = verdict(compared, runs)
     histograms = {s: profile_histogram(read_jsonl(p)) for s, p in profiles.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"real-model{suffix}"

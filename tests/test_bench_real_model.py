@@ -42,3 +42,20 @@ def test_the_quick_budget_is_one_short_stage():
     assert len(quick.stages) == 1 and quick.stages[0].steps == 2
     assert quick.data.tiny.train_size == 48 and quick.train.validation.limit == 20
     assert Path(bench.RECIPE).name == "smollm2-cpu.yaml"
+
+
+def test_the_verdict_says_each_variant_s_gain_over_its_start_with_a_paired_interval():
+    from types import SimpleNamespace
+
+    def run(variant, seed, start, final):
+        return SimpleNamespace(variant=variant, seed=seed, curve=[(0, start), (128, final)])
+
+    # full: +20, +25, +30 over the start (mean 25, sd 5: half-width 4.303 * 5 / sqrt(3) = 12.42)
+    # vanilla: +10, -10, +30 (mean 10, sd 20: half-width 49.69, the interval includes 0)
+    runs = [run("full", s, b, b + g) for s, b, g in ((0, 0.30, 0.20), (1, 0.40, 0.25), (2, 0.35, 0.30))]
+    runs += [run("vanilla", s, b, b + g) for s, b, g in ((0, 0.30, 0.10), (1, 0.40, -0.10), (2, 0.35, 0.30))]
+    text = bench.gains_over_start(runs)
+    assert text == ("Against the prepared model (step 0), paired by seed: full +25.0 [+12.6, +37.4] (a gain); "
+                    "vanilla +10.0 [-39.7, +59.7] (no measured gain: the interval includes 0).")
+    assert bench.gains_over_start(runs[:1]) == ("Against the prepared model (step 0), paired by seed: "
+                                                "full +20.0 (one seed: no interval).")
