@@ -157,3 +157,67 @@ def test_docs_sections_the_code_points_to_exist():
                 cited.add(match)
     assert len(cited) >= 8, cited  # code and docs point to every section
     assert unknown == []
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """The polaris modules ``path`` imports when it runs, at import time or inside a function (not
+    those imported for type annotations only, under ``if TYPE_CHECKING:``)."""
+
+    def walk(nodes) -> set[str]:
+        out = set()
+        for node in nodes:
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                out |= walk(node.orelse)
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("polaris"):
+                out.add(node.module)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names if a.name.startswith("polaris"))
+            out |= walk(ast.iter_child_nodes(node))
+        return out
+
+    return walk(ast.parse(path.read_text(encoding="utf-8")).body)
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of ``graph`` (module -> modules it imports), or ``None``."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_find_cycle_finds_one_and_only_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_two_modules_import_each_other():
+    """No import cycle among the package's modules, deferred imports inside functions included (the plan
+    and the steps used to import each other that way); a package's ``__init__`` re-exporting its own
+    modules is not a cycle."""
+    modules = {module_name(p): p for p in SOURCES}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for target in runtime_imports(path):
+            if target not in modules or (path.name == "__init__.py" and target.startswith(name + ".")):
+                continue
+            targets.add(target)
+        graph[name] = targets
+    assert find_cycle(graph) is None, find_cycle(graph)

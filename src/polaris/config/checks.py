@@ -5,9 +5,12 @@ how one optimizer step's sequences split over processes and micro-batches, and a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from polaris.config.schema import RecipeConfig, StageSettings, TrainSettings
 from polaris.errors import RecipeError
+
+if TYPE_CHECKING:  # the schema calls check_recipe when a recipe is built: no import back at run time
+    from polaris.config.schema import RecipeConfig, StageSettings, TrainSettings
 
 
 def stage_context(recipe: RecipeConfig, index: int) -> int | None:

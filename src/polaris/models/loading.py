@@ -159,3 +159,10 @@ def set_threads() -> int:
     threads = thread_count()
     torch.set_num_threads(threads)
     return threads
+
+
+def has_gpu() -> bool:
+    """Whether torch sees a CUDA GPU."""
+    import torch
+
+    return torch.cuda.is_available()

@@ -133,7 +133,7 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
                  **kwargs: Any) -> None:
         """``engine_kwargs``: added to TRL's ``vllm.LLM`` keywords of a colocated engine
         (:func:`polaris.train.vllm_engine.colocated_engine_kwargs`)."""
-        from polaris.train.stages import _has_gpu
+        from polaris.models.loading import has_gpu
         from polaris.train.vllm_engine import engine_settings, reload_sync
 
         self.runtime = runtime
@@ -144,7 +144,7 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         kwargs["reward_funcs"] = [self.polaris_reward]
         with engine_settings(dict(engine_kwargs or {})):
             super().__init__(*args, **kwargs)
-        if self.use_vllm and self.vllm_mode == "colocate" and not _has_gpu():
+        if self.use_vllm and self.vllm_mode == "colocate" and not has_gpu():
             # vLLM's CPU backend repacks its linear weights: per-parameter loading has nothing to load into.
             self.vllm_generation.sync_weights = functools.partial(reload_sync, self.vllm_generation)
         if self.use_vllm:  # validation samples through the rollout engine (polaris.validation.ValidationCallback)

@@ -388,13 +388,13 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
 
     from accelerate import PartialState
 
-    from polaris.models.loading import load_model, resolve_attention
+    from polaris.models.loading import has_gpu, load_model, resolve_attention
     from polaris.train.grpo import STATE_FILE, PolarisGRPOTrainer, RecipeRuntime
     from polaris.train.server import lost_server
     from polaris.train.vllm_engine import colocated_engine_kwargs, release
 
     overrides = {"max_position_embeddings": max_position_embeddings} if max_position_embeddings else {}
-    attention, note = resolve_attention(attn_implementation, gpu=_has_gpu(), dtype=dtype)
+    attention, note = resolve_attention(attn_implementation, gpu=has_gpu(), dtype=dtype)
     model, tokenizer = load_model(model_dir, dtype=dtype, attn_implementation=attention, **overrides)
     problems, too_long = fit_prompts(stage.problems, tokenizer, train.max_prompt_tokens)
     if too_long:
@@ -408,7 +408,7 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
         warn(f"[polaris] stage {stage.index}: {too_long} of {len(stage.problems)} problems have prompts longer than "
              f"train.max_prompt_tokens ({train.max_prompt_tokens} tokens): left out of this stage")
         stage = replace(stage, problems=problems)
-    state = PartialState(cpu=not _has_gpu())  # CPU processes join over gloo only when asked to
+    state = PartialState(cpu=not has_gpu())  # CPU processes join over gloo only when asked to
     if stage.batch is not None and stage.batch.processes != state.num_processes:
         from polaris.errors import RunError
 
@@ -451,7 +451,7 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
         truncate_metrics(paths.metrics, stage.index, step)
         truncate_metrics(paths.difficulty, stage.index, step)
     config = grpo_config(stage, train, paths.work, seed=seed, num_processes=state.num_processes,
-                         use_cpu=not _has_gpu(), bf16=dtype == "bfloat16")
+                         use_cpu=not has_gpu(), bf16=dtype == "bfloat16")
     callback = RecipeCallback(runtime, paths.metrics, paths.tensorboard,
                               extra={"recipe/temperature": stage.temperature,
                                      "recipe/problems": float(len(stage.problems))})
@@ -459,7 +459,7 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
     colocated = engine.backend == "vllm" and engine.vllm_mode == "colocate"
     trainer = PolarisGRPOTrainer(model=model, args=config, train_dataset=build_dataset(stage.problems),
                                  processing_class=tokenizer, runtime=runtime, callbacks=[callback, *callbacks],
-                                 engine_kwargs=colocated_engine_kwargs(dtype, cpu=not _has_gpu()) if colocated else None)
+                                 engine_kwargs=colocated_engine_kwargs(dtype, cpu=not has_gpu()) if colocated else None)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     for raw in (PrinterCallback, ProgressCallback):  # they print every step's metrics as a dict
@@ -492,16 +492,12 @@ def free_training_memory(trainer) -> None:
     GPU's cached blocks back, so the next stage's trainer or the evaluation's vLLM engine finds the memory free."""
     import gc
 
+    from polaris.models.loading import has_gpu
+
     trainer.accelerator.free_memory()
     trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
     gc.collect()
-    if _has_gpu():
+    if has_gpu():
         import torch
 
         torch.cuda.empty_cache()
-
-
-def _has_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
