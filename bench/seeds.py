@@ -1,8 +1,8 @@
 """How much does ``make run`` gain, over seeds? The default recipe run at several seeds on this machine,
 with the gain of every stage over the base model as mean ± sd.
 
-    .venv/bin/python bench/seeds.py                 # seeds 0 1 2 of recipes/tiny-cpu.yaml (~9.5 min per missing seed)
-    .venv/bin/python bench/seeds.py --warm-start    # the warm start at each seed too (~14 min per missing seed)
+    .venv/bin/python bench/seeds.py                 # seeds 0 1 2 of recipes/tiny-cpu.yaml (~7.5 min per missing seed)
+    .venv/bin/python bench/seeds.py --warm-start    # the warm start at each seed too (+2.5-5 min per missing seed)
     .venv/bin/python bench/seeds.py --seeds 0 1 2 3 --recipe recipes/tiny-cpu.yaml
 
 Seed 0 is ``make run`` itself (its run directory, ``runs/NAME``); seed N runs into ``runs/NAME-sN`` as
@@ -208,9 +208,11 @@ def format_markdown(
             if warm_start
             else [
                 "Minutes: each run's own steps; the warm start "
-                f"({rows[0]['warm_start_minutes']:.1f} min) is made once, by seed 0, and shared. Every seed "
-                "starts from the same warm-started model; on another CPU type the warm start, and so every "
-                "figure here, can differ (`--warm-start` measures how much another warm start changes them)."
+                f"({rows[0]['warm_start_minutes']:.1f} min: the model shipped with polaris, when the recipe's "
+                "settings are the ones it was made with) is made once, by seed 0, and shared. Every seed "
+                "starts from the same warm-started model; what RL does from it follows the CPU's floating-point "
+                "path, so another CPU type can give other figures (`--warm-start` measures how much another "
+                "warm start changes them)."
             ]
         ),
         "",
