@@ -93,6 +93,26 @@ def test_a_nan_loss_is_refused_before_anything_is_updated(tiny_model_dir, tmp_pa
     assert all(torch.isfinite(v).all() for v in weights.values())
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_finished_stage_deletes_its_checkpoints_unless_asked_to_keep_them(tiny_model_dir, tmp_path, keep):
+    from polaris.data.loaders import write_problems
+    from polaris.data.problem import Problem
+
+    data = tmp_path / "problems.parquet"
+    write_problems([Problem(f"p{i}", f"Compute {i}+1.", str(i + 1)) for i in range(4)], data)
+    out = tmp_path / "out"
+    argv = ["train", str(tiny_model_dir), "--data", str(data), "--out", str(out), "--temperature", "1.0",
+            "--set", "stages[0].steps=3", "--set", "stages[0].max_response_tokens=8", "--set", "train.batch_prompts=2",
+            "--set", "train.rollouts=2", "--set", "train.save_steps=1", "--set", f"train.keep_checkpoints={keep}"]
+    assert main(argv) == 0
+    work = out / "work" / "stage-1"
+    # TRL keeps the newest two; the finished stage needs none of them (it resumes from its model and state)
+    assert sorted(p.name for p in work.glob("*checkpoint-*")) == (["checkpoint-2", "checkpoint-3"] if keep else [])
+    assert (work / "decisions-rank0.jsonl").exists()
+    assert (out / "models" / "stage-1" / "model.safetensors").exists()
+    assert (out / "models" / "stage-1.state.json").exists()
+
+
 # -- torn checkpoints, torn logs, a full disk ---------------------------------------------------------
 
 

@@ -72,9 +72,12 @@ def test_sigkill_mid_stage_then_resume(tiny_run, tmp_path):
     assert [r["step"] for r in read_jsonl(out / "work" / "stage-1" / "decisions-rank0.jsonl")] == [1, 2, 3, 4, 5, 6]
     steps = {(r["stage"], r["step"]) for r in read_jsonl(out / "logs" / "difficulty.jsonl")}
     assert steps == {(1, s) for s in range(1, 7)}
-    state = json.loads((out / "work" / "stage-1" / "checkpoint-6" / "polaris_state.json").read_text())
+    state = json.loads((out / "models" / "stage-1.state.json").read_text())
     assert state["stage"] == 1 and "store" in state
     assert (out / "models" / "stage-1" / "model.safetensors").exists()
+    # the finished stage resumes from its model and state: its checkpoints are deleted, its audit log kept
+    assert not list((out / "work" / "stage-1").glob("*checkpoint-*"))
+    assert (out / "work" / "stage-1" / "decisions-rank0.jsonl").exists()
 
 
 def test_stage_killed_before_its_first_checkpoint_restarts_with_clean_logs(tiny_run, tmp_path):

@@ -284,6 +284,10 @@ class TrainSettings:
     """Between stages, drop problems whose mean logged accuracy is above this (docs/method.md § Difficulty-aware data)."""
     save_steps: int = 5
     """Checkpoint cadence (steps); a killed run resumes from the last one."""
+    keep_checkpoints: bool = False
+    """Keep a stage's mid-stage checkpoints (weights and optimizer state) once the stage has finished.
+    ``false``: they are deleted once the stage's model and recipe state are written, since a finished stage
+    resumes from those; each one is several times the model's size (about 1.6 GB for a 135M model)."""
     generation_batch_size: int = 512
     """Sequences per ``generate`` call in profiling and searches."""
     generation_batch_tokens: int | None = None

@@ -322,6 +322,13 @@ def complete_checkpoint(out_dir: Path) -> Path | None:
     return None
 
 
+def remove_checkpoints(out_dir: Path) -> None:
+    """Delete a finished stage's checkpoints (complete or torn); its audit logs stay."""
+    for ckpt in out_dir.glob("*checkpoint-*"):
+        if ckpt.is_dir():
+            shutil.rmtree(ckpt, ignore_errors=True)
+
+
 def checkpoint_damage(ckpt: Path) -> str | None:
     """Why a checkpoint cannot be resumed from (``None``: it reads back whole).
 
@@ -480,6 +487,8 @@ def train_stage(model_dir: str | Path, stage: StageRun, train: TrainSettings, pa
     if state.is_main_process:
         tokenizer.save_pretrained(paths.model)
         write_json(paths.state, runtime.state_dict())
+        if not train.keep_checkpoints:
+            remove_checkpoints(paths.work)
     state.wait_for_everyone()
     steps = trainer.state.global_step
     free_training_memory(trainer)
