@@ -28,6 +28,20 @@ def test_generate_returns_the_eight_fields_in_order():
     )
 
 
+def test_single_turn_generation_takes_token_ids_and_returns_completions_cut_after_eos():
+    """The adapter's ``_generate_single_turn`` (sampling without vLLM, finished rows leaving the batch)
+    stands in for TRL's plain ``generate`` branch: same arguments, ``(completion_ids, None)`` back, each
+    completion cut after its first EOS, sampled with ``self.generation_config``."""
+    params = list(inspect.signature(GRPOTrainer._generate_single_turn).parameters)
+    assert params == ["self", "prompt_ids", "images", "multimodal_fields", "num_generations", "has_tool_images"]
+    src = source(GRPOTrainer._generate_single_turn)
+    assert "generation_config=self.generation_config" in src
+    assert "completion_mask = (sequence_indices <= eos_idx.unsqueeze(1)).int()" in src  # the EOS is kept
+    assert "logprobs = None  # not used in this case" in src and src.rstrip().endswith("return completion_ids, logprobs")
+    assert "self._generate_single_turn(\n                prompt_ids, images, multimodal_fields, num_generations" in (
+        source(GRPOTrainer._generate))
+
+
 def test_generate_and_score_uses_generate_then_rewards_then_advantages():
     assert list(inspect.signature(GRPOTrainer._generate_and_score_completions).parameters) == ["self", "inputs"]
     src = source(GRPOTrainer._generate_and_score_completions)

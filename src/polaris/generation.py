@@ -1,4 +1,5 @@
-"""Sampling completions from a causal LM with transformers: batched, KV cache, left padding.
+"""Sampling completions from a causal LM with transformers: batched, KV cache, left padding, and rows
+that have finished dropped from the batch (:func:`sample_compacting`, where it samples as ``generate`` does).
 
 Prompts go through the model's chat template (one user turn, docs/method.md § Evaluation protocol). Each prompt is
 sampled ``n`` times. A completion stops at the tokenizer's EOS; one that reaches
@@ -174,6 +175,7 @@ def generate(
     model.eval()
     batches = plan_batches([len(p) for p in prompt_ids], n=params.n, max_new_tokens=params.max_new_tokens,
                            batch_size=batch_size, batch_tokens=batch_tokens or default_batch_tokens(model))
+    compact = can_compact(model, params)
     try:
         for b, idx in enumerate(progress(batches, desc=desc, unit="batch")):
             rows = [list(prompt_ids[i]) for i in idx]
@@ -195,8 +197,11 @@ def generate(
             if sample:
                 kwargs.update(temperature=params.temperature, top_p=params.top_p)
             with torch.no_grad():
-                out = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
-            new = out[:, width:].tolist()
+                if compact:
+                    new = sample_compacting(model, input_ids.repeat_interleave(params.n, 0),
+                                            attention.repeat_interleave(params.n, 0), params, eos_ids)
+                else:
+                    new = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)[:, width:].tolist()
             for j, ids in enumerate(new):
                 cut = next((t for t, tok in enumerate(ids) if tok in eos_ids), None)
                 truncated = cut is None
@@ -206,6 +211,101 @@ def generate(
     finally:
         model.train(was_training)
     return results
+
+
+#: Generation settings :func:`sample_compacting` applies itself (with temperature, top-k and top-p).
+COMPACT_SETTINGS = {"do_sample", "temperature", "top_p", "top_k", "max_new_tokens", "max_length", "eos_token_id",
+                    "pad_token_id", "bos_token_id", "transformers_version", "use_cache", "cache_implementation",
+                    "disable_compile"}
+#: Generation settings at values that change nothing (a config may spell its defaults out).
+NEUTRAL_SETTINGS = {"repetition_penalty": 1.0, "min_p": None, "typical_p": 1.0, "epsilon_cutoff": 0.0,
+                    "eta_cutoff": 0.0, "no_repeat_ngram_size": 0, "num_beams": 1, "num_return_sequences": 1,
+                    "length_penalty": 1.0, "encoder_repetition_penalty": 1.0, "min_length": 0, "min_new_tokens": None}
+#: Share of a batch's rows that must have finished before they are dropped from it (each drop copies the cache).
+COMPACT_SHARE = 0.125
+
+
+def can_compact(model, params: SamplingParams, generation=None) -> bool:
+    """Whether :func:`sample_compacting` samples as ``model.generate`` would: a decoder-only model whose
+    layers all attend to the full context (a plain KV cache, rows of which can be dropped), no sampling
+    settings beyond temperature, top-k and top-p (``params.extra`` or ``generation``, the generation config
+    in force: by default the model's)."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "is_encoder_decoder", False) or params.extra:
+        return False
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:
+        if any(t != "full_attention" for t in layer_types):
+            return False
+    elif getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        return False
+    generation = generation if generation is not None else getattr(model, "generation_config", None)
+    if generation is None:
+        return True
+    missing = object()
+    return all(key in COMPACT_SETTINGS or NEUTRAL_SETTINGS.get(key, missing) == value
+               for key, value in generation.to_diff_dict().items())
+
+
+def sample_compacting(model, input_ids, attention, params: SamplingParams, eos_ids: Sequence[int]) -> list[list[int]]:
+    """New tokens of each row of a left-padded batch (the EOS included where one was sampled), sampled as
+    ``model.generate`` samples (temperature, then top-k, then top-p; greedy at temperature 0), but rows that
+    have finished leave the batch, so a batch costs its mean response length rather than its longest.
+
+    Finished rows are dropped from the KV cache once they are :data:`COMPACT_SHARE` of the batch: until then
+    they are fed their last token and their samples ignored.
+    """
+    import inspect
+
+    import torch
+    from transformers import (
+        DynamicCache,
+        LogitsProcessorList,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    sample = params.temperature > 0
+    warpers = LogitsProcessorList()
+    if sample:
+        if params.temperature != 1.0:
+            warpers.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k:
+            warpers.append(TopKLogitsWarper(params.top_k))
+        if params.top_p < 1.0:
+            warpers.append(TopPLogitsWarper(params.top_p))
+    device = input_ids.device
+    eos = torch.tensor(list(eos_ids), device=device)
+    rows = input_ids.shape[0]
+    out: list[list[int]] = [[] for _ in range(rows)]
+    alive = torch.arange(rows, device=device)  # the batch row of each row still in the cache
+    done = torch.zeros(rows, dtype=torch.bool, device=device)  # of the rows in the cache
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, past_key_values=cache,
+                   use_cache=True, **last).logits[:, -1, :]
+    position = positions[:, -1]
+    for step in range(params.max_new_tokens):
+        scores = warpers(input_ids, logits.float())
+        # a sample from softmax(scores): argmax of p / Exp(1) noise (torch.multinomial is several times slower on a CPU)
+        tokens = (scores.softmax(-1) / torch.empty_like(scores).exponential_()).argmax(-1) if sample else scores.argmax(-1)
+        for row, token, finished in zip(alive.tolist(), tokens.tolist(), done.tolist(), strict=True):
+            if not finished:
+                out[row].append(token)
+        done |= torch.isin(tokens, eos)
+        if step + 1 == params.max_new_tokens or bool(done.all()):
+            break
+        if int(done.sum()) >= COMPACT_SHARE * len(done):
+            keep = (~done).nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            alive, done, tokens, attention, position = alive[keep], done[keep], tokens[keep], attention[keep], position[keep]
+        attention = torch.cat([attention, attention.new_ones(len(alive), 1)], dim=1)
+        position = position + 1
+        logits = model(input_ids=tokens[:, None], attention_mask=attention, position_ids=position[:, None],
+                       past_key_values=cache, use_cache=True).logits[:, -1, :]
+    return out
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

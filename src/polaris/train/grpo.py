@@ -194,6 +194,41 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
                     self._metrics["train"][key].append(value)
         return output
 
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        """Without vLLM, for text: TRL's ``generate`` call, sampled the same way, but rows that have finished leave
+        the batch (:func:`polaris.generation.sample_compacting`), so a step's rollouts cost their mean length
+        rather than the longest one's. Anything else (vLLM, images, other sampling settings) is TRL's own."""
+        from polaris.generation import SamplingParams, can_compact, sample_compacting
+
+        config = self.generation_config
+        compact = not (self.use_vllm or self.use_transformers_continuous_batching or images or multimodal_fields
+                       or has_tool_images)
+        if compact:
+            params = SamplingParams(n=1, temperature=config.temperature, top_p=config.top_p or 1.0,
+                                    top_k=config.top_k or 0, max_new_tokens=config.max_new_tokens)
+            compact = can_compact(self.model, params, config)
+        if not compact:
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        import torch
+        from trl.models import unwrap_model_for_generation
+
+        device = self.accelerator.device
+        pad_id = self._tokenizer.pad_token_id
+        width = max(len(p) for p in prompt_ids)
+        input_ids = torch.tensor([[pad_id] * (width - len(p)) + list(p) for p in prompt_ids], device=device)
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=device)
+        with (
+            unwrap_model_for_generation(self.model_wrapped, self.accelerator,
+                                        gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                                        generation_kwargs=self.generation_kwargs,
+                                        gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs) as model,
+            torch.no_grad(),
+            self._dist.summon_full_params(self.model_wrapped, recurse=False),
+        ):
+            completion_ids = sample_compacting(model, input_ids, attention, params, self.eos_token_ids)
+        return completion_ids, None
+
     def _generate(self, prompts: list[Any]):
         result = list(super()._generate(prompts))
         if not self.model.training:
