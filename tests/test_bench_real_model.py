@@ -41,6 +41,7 @@ def test_the_quick_budget_is_one_short_stage():
                                  budget=bench.QUICK)
     assert len(quick.stages) == 1 and quick.stages[0].steps == 2
     assert quick.data.tiny.train_size == 48 and quick.train.validation.limit == 20
+    assert load_recipe(str(bench.RECIPE), bench.FULL_SETTINGS).data.tiny.train_size == 64
     assert Path(bench.RECIPE).name == "smollm2-cpu.yaml"
 
 
@@ -59,3 +60,50 @@ def test_the_verdict_says_each_variant_s_gain_over_its_start_with_a_paired_inter
                     "vanilla +10.0 [-39.7, +59.7] (no measured gain: the interval includes 0).")
     assert bench.gains_over_start(runs[:1]) == ("Against the prepared model (step 0), paired by seed: "
                                                 "full +20.0 (one seed: no interval).")
+
+
+def _search_inputs(recipe):
+    """What the stage-1 temperature search of a run depends on."""
+    from dataclasses import replace
+
+    from polaris.config import to_dict
+
+    first = recipe.stages[0]
+    return (recipe.seed, to_dict(recipe.model), to_dict(recipe.data), to_dict(recipe.reward),
+            to_dict(recipe.temperature_search), to_dict(replace(recipe.profile, records=None)),
+            first.temperature, first.max_response_tokens,
+            recipe.train.generation_backend, recipe.train.generation_batch_size)
+
+
+def test_dapo_takes_the_full_recipe_s_first_search_whose_inputs_are_its_own(tmp_path):
+    import yaml
+
+    from polaris.config import to_dict
+    from polaris.run.layout import RunLayout, TemperatureRecord, temperature_step
+    from polaris.run.pipeline import RunDir
+
+    profile = tmp_path / "records.jsonl"
+    full = bench.variant_recipe(BASE, "full", seed=2, budget=bench.FULL)
+    dapo = bench.variant_recipe(BASE, "dapo", seed=2, budget=bench.FULL, profile_records=profile)
+    assert bench.SHARES_FULL_SEARCH == ("dapo",)
+    assert _search_inputs(dapo) == _search_inputs(full)
+    vanilla = bench.variant_recipe(BASE, "vanilla", seed=2, budget=bench.FULL, profile_records=profile)
+    assert _search_inputs(vanilla) != _search_inputs(full)  # no filter, no search: nothing to share
+
+    source, target = RunLayout(tmp_path / "full-s2"), RunLayout(tmp_path / "dapo-s2")
+    step = temperature_step(1)
+    record = TemperatureRecord(stage=1, rule="exploration-start", chosen=0.6, problems=16, n=8,
+                               points=[{"temperature": 0.6, "accuracy": 0.4, "diversity": 0.9}])
+    run = RunDir(source, full)
+    run.step(step, lambda: (source.write_temperature(record), {"temperature": 0.6, "rule": "exploration-start"})[1])
+    bench.share_first_search(source, target, dapo)
+    assert target.read_temperature(1) == record
+    assert target.read_summary().result(step) == {"temperature": 0.6, "rule": "exploration-start"}
+    # `polaris run` on the recipe file the bench writes takes the directory as its own and skips the step
+    path = tmp_path / "dapo-s2.yaml"
+    path.write_text(yaml.safe_dump(to_dict(dapo), sort_keys=False), encoding="utf-8")
+    from polaris.config import load_recipe as load
+
+    assert RunDir(target, load(str(path))).done(step)
+    bench.share_first_search(source, target, dapo)  # a second time: already there, left alone
+    assert target.read_summary().done(step)

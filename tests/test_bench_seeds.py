@@ -197,5 +197,5 @@ def test_a_seed_borrows_seed_zeros_warm_start_and_runs_the_rest(tmp_path, monkey
 
 def test_no_warm_start_to_borrow_is_an_error(tmp_path):
     recipe = load_recipe(RECIPE, ["seed=1"])
-    with pytest.raises(PolarisError, match="no finished warm start"):
+    with pytest.raises(PolarisError, match="has not finished prepare, warm_start: nothing to share"):
         seeds.share_warm_start(RunLayout(tmp_path / "none"), RunLayout(tmp_path / "s1"), recipe)
