@@ -1,7 +1,7 @@
 """How much does ``make run`` gain, over seeds? The default recipe run at several seeds on this machine,
 with the gain of every stage over the base model as mean ± sd.
 
-    .venv/bin/python bench/seeds.py                 # seeds 0 1 2 of recipes/tiny-cpu.yaml (~7.5 min per missing seed)
+    .venv/bin/python bench/seeds.py                 # seeds 0 1 2 of recipes/tiny-cpu.yaml (~4 min per missing seed)
     .venv/bin/python bench/seeds.py --warm-start    # the warm start at each seed too (+2.5-5 min per missing seed)
     .venv/bin/python bench/seeds.py --seeds 0 1 2 3 --recipe recipes/tiny-cpu.yaml
 
