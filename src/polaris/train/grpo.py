@@ -200,10 +200,10 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         rather than the longest one's. Anything else (vLLM, images, other sampling settings) is TRL's own."""
         from polaris.generation import SamplingParams, can_compact, sample_compacting
 
-        config = self.generation_config
         compact = not (self.use_vllm or self.use_transformers_continuous_batching or images or multimodal_fields
                        or has_tool_images)
-        if compact:
+        if compact:  # TRL makes generation_config only for its own generate call
+            config = self.generation_config
             params = SamplingParams(n=1, temperature=config.temperature, top_p=config.top_p or 1.0,
                                     top_k=config.top_k or 0, max_new_tokens=config.max_new_tokens)
             compact = can_compact(self.model, params, config)
