@@ -78,9 +78,9 @@ VARIANTS = ("full", "vanilla", "dapo")  # full first: it makes the seed's profil
 FULL = Budget(seeds=(0, 1, 2), steps_per_stage=2, eval_every=2, eval_limit=None, stages=2)
 FULL_SETTINGS = ("data.tiny.train_size=64",)
 #: A smoke run of the whole bench (does every variant run and get read?), not a comparison: one seed, one
-#: stage of 2 steps, 20 held-out problems, and a smaller task and search (QUICK_SETTINGS): ~15 min.
-QUICK = Budget(seeds=(0,), steps_per_stage=2, eval_every=2, eval_limit=20, stages=1)
-QUICK_SETTINGS = ("data.tiny.train_size=48", "temperature_search.problems=8")
+#: stage of 2 steps, 16 held-out problems, and a smaller task and search (QUICK_SETTINGS): under 15 min.
+QUICK = Budget(seeds=(0,), steps_per_stage=2, eval_every=2, eval_limit=16, stages=1)
+QUICK_SETTINGS = ("data.tiny.train_size=32", "temperature_search.problems=8", "temperature_search.n=4")
 
 
 def variant_recipe(base: RecipeConfig, variant: str, *, seed: int, budget: Budget,
@@ -212,7 +212,7 @@ def format_markdown(stats: dict[str, Any], budget: Budget, command: str, minutes
         "plus the prepared model's evaluation and each run's start-up).",
         "",
         *(["**A smoke run of the bench** (does every variant run, and is it read back?): one seed and two steps "
-           "on 20 problems is not a comparison, and none of its differences is a finding.", ""] if quick else []),
+           "on 16 problems is not a comparison, and none of its differences is a finding.", ""] if quick else []),
         f"Setting: `recipes/smollm2-cpu.yaml`: the built-in arithmetic at level 1 ({recipe.data.tiny.train_size} "
         f"training problems, {budget.eval_limit or recipe.data.tiny.test_size} held-out), the last-number reward, "
         f"{recipe.train.batch_prompts} problems x {recipe.train.rollouts} rollouts a step, rollouts from vLLM's CPU "

@@ -40,7 +40,8 @@ def test_the_quick_budget_is_one_short_stage():
     quick = bench.variant_recipe(load_recipe(str(bench.RECIPE), bench.QUICK_SETTINGS), "full", seed=0,
                                  budget=bench.QUICK)
     assert len(quick.stages) == 1 and quick.stages[0].steps == 2
-    assert quick.data.tiny.train_size == 48 and quick.train.validation.limit == 20
+    assert quick.data.tiny.train_size == 32 and quick.train.validation.limit == 16
+    assert (quick.temperature_search.problems, quick.temperature_search.n) == (8, 4)
     assert load_recipe(str(bench.RECIPE), bench.FULL_SETTINGS).data.tiny.train_size == 64
     assert Path(bench.RECIPE).name == "smollm2-cpu.yaml"
 
