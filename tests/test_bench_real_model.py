@@ -39,7 +39,7 @@ def test_the_variants_switch_the_recipe_s_components_and_share_a_profile(tmp_pat
 def test_the_quick_budget_is_one_short_stage():
     quick = bench.variant_recipe(load_recipe(str(bench.RECIPE), bench.QUICK_SETTINGS), "full", seed=0,
                                  budget=bench.QUICK)
-    assert len(quick.stages) == 1 and quick.stages[0].steps == 2
+    assert len(quick.stages) == 1 and quick.stages[0].steps == 1 and quick.train.validation.every_steps == 1
     assert quick.data.tiny.train_size == 32 and quick.train.validation.limit == 16
     assert (quick.temperature_search.problems, quick.temperature_search.n) == (8, 4)
     assert load_recipe(str(bench.RECIPE), bench.FULL_SETTINGS).data.tiny.train_size == 64
