@@ -142,6 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     steps: dict[str, list[float]] = {k: [] for k in KINDS}
     extra: dict[str, list[float]] = {k: [] for k in KINDS}
     trl.GRPOTrainer._generate = timed_base_generate  # every trainer: TRL's own generation, timed
+    # The adapter samples through polaris.generation.sample_compacting where it can: the same distribution as
+    # TRL's generate, not the same draws. Off here, so the three trainers sample identical rollouts and the
+    # difference in step time is the adapter's work alone.
+    import polaris.generation
+
+    can_compact = polaris.generation.can_compact
+    polaris.generation.can_compact = lambda *a, **k: False
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for rnd in range(args.rounds):
@@ -181,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
     finally:
         trl.GRPOTrainer._generate = base_generate
+        polaris.generation.can_compact = can_compact
 
     median = {k: statistics.median(v) for k, v in steps.items()}
     scoring = statistics.median(extra["plain"])

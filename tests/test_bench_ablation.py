@@ -683,12 +683,15 @@ def test_overhead_bench_runs_three_trainers_on_identical_batches(tiny_run, tmp_p
     overhead = load_bench("overhead")
     import trl
 
-    generate = trl.GRPOTrainer._generate
+    import polaris.generation
+
+    generate, can_compact = trl.GRPOTrainer._generate, polaris.generation.can_compact
     out = tmp_path / "overhead.md"
     run = RunLayout(tiny_run)
     args = ["--model", str(run.model("base")), "--data", str(run.split("arith-train"))]
     assert overhead.main([*args, "--steps", "2", "--rounds", "1", "--out", str(out)]) == 0
     assert trl.GRPOTrainer._generate is generate  # the timing patch is undone
+    assert polaris.generation.can_compact is can_compact  # and so is the sampling one
     text = out.read_text()
     assert "identical in all three trainers at 3 of 3 steps" in text
     for label in overhead.KINDS.values():
