@@ -178,30 +178,27 @@ def generate(
     compact = can_compact(model, params)
     try:
         for b, idx in enumerate(progress(batches, desc=desc, unit="batch")):
-            rows = [list(prompt_ids[i]) for i in idx]
-            width = max(len(r) for r in rows)
-            input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
-            attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-            generator_seed = hash((params.seed, b)) % (2**31)
-            torch.manual_seed(generator_seed)
-            sample = params.temperature > 0
-            kwargs = dict(
-                do_sample=sample,
-                max_new_tokens=params.max_new_tokens,
-                num_return_sequences=params.n,
-                eos_token_id=eos_ids,
-                pad_token_id=pad_id,
-                top_k=params.top_k if sample else None,
-                **params.extra,
-            )
-            if sample:
-                kwargs.update(temperature=params.temperature, top_p=params.top_p)
+            input_ids, attention = left_pad([prompt_ids[i] for i in idx], pad_id, device)
+            torch.manual_seed(hash((params.seed, b)) % (2**31))
             with torch.no_grad():
                 if compact:
                     new = sample_compacting(model, input_ids.repeat_interleave(params.n, 0),
                                             attention.repeat_interleave(params.n, 0), params, eos_ids)
                 else:
-                    new = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)[:, width:].tolist()
+                    sample = params.temperature > 0
+                    kwargs = dict(
+                        do_sample=sample,
+                        max_new_tokens=params.max_new_tokens,
+                        num_return_sequences=params.n,
+                        eos_token_id=eos_ids,
+                        pad_token_id=pad_id,
+                        top_k=params.top_k if sample else None,
+                        **params.extra,
+                    )
+                    if sample:
+                        kwargs.update(temperature=params.temperature, top_p=params.top_p)
+                    out = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+                    new = out[:, input_ids.shape[1]:].tolist()
             for j, ids in enumerate(new):
                 cut = next((t for t, tok in enumerate(ids) if tok in eos_ids), None)
                 truncated = cut is None
@@ -211,6 +208,16 @@ def generate(
     finally:
         model.train(was_training)
     return results
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device=None):
+    """``(input_ids, attention_mask)`` of token rows padded on the left to the longest."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    input_ids = torch.tensor([[pad_id] * (width - len(r)) + list(r) for r in rows], device=device)
+    attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    return input_ids, attention
 
 
 #: Generation settings :func:`sample_compacting` applies itself (with temperature, top-k and top-p).

@@ -198,7 +198,7 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         """Without vLLM, for text: TRL's ``generate`` call, sampled the same way, but rows that have finished leave
         the batch (:func:`polaris.generation.sample_compacting`), so a step's rollouts cost their mean length
         rather than the longest one's. Anything else (vLLM, images, other sampling settings) is TRL's own."""
-        from polaris.generation import SamplingParams, can_compact, sample_compacting
+        from polaris.generation import SamplingParams, can_compact, left_pad, sample_compacting
 
         compact = not (self.use_vllm or self.use_transformers_continuous_batching or images or multimodal_fields
                        or has_tool_images)
@@ -213,11 +213,7 @@ class PolarisGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         import torch
         from trl.models import unwrap_model_for_generation
 
-        device = self.accelerator.device
-        pad_id = self._tokenizer.pad_token_id
-        width = max(len(p) for p in prompt_ids)
-        input_ids = torch.tensor([[pad_id] * (width - len(p)) + list(p) for p in prompt_ids], device=device)
-        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=device)
+        input_ids, attention = left_pad(prompt_ids, self._tokenizer.pad_token_id, self.accelerator.device)
         with (
             unwrap_model_for_generation(self.model_wrapped, self.accelerator,
                                         gather_deepspeed3_params=self.args.ds3_gather_for_generation,
