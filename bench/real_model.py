@@ -1,7 +1,7 @@
 """Does the recipe make a real pretrained model better on this CPU? SmolLM2-135M-Instruct through
 ``polaris run``: vanilla GRPO, the full recipe and DAPO dynamic sampling, over seeds, on held-out problems.
 
-The setting is ``recipes/smollm2-cpu.yaml``: the built-in arithmetic at level 1 ("Compute 8*3."; 64
+The setting is ``recipes/smollm2-cpu.yaml``: the built-in arithmetic at level 1 ("Compute 8*3."; 32
 training problems here, 40 held-out), the last-number reward (``polaris.reward.numeric:last_number``: the
 model almost never boxes its answer), every rollout from vLLM's CPU build, training rollouts from a
 colocated engine. The variants are the ablation's (``bench/ablation_analysis.py``):
@@ -71,12 +71,13 @@ from seeds import machine, share_steps  # noqa: E402
 RECIPE = REPO / "recipes" / "smollm2-cpu.yaml"
 VARIANTS = ("full", "vanilla", "dapo")  # full first: it makes the seed's profile the others read
 #: The comparison: 3 seeds x 2 stages x 2 steps of 4 problems x 8 rollouts, evaluated at the end of each stage
-#: on the 40 held-out problems, with 64 training problems (FULL_SETTINGS; the recipe's 96 would only make the
-#: profile longer: the budget draws 16 problems a stage). On 2 cores a step takes ~70 s (the update dominates),
-#: an evaluation ~1 min, a search ~1.5-3 min, the profile ~3, each stage's start-up ~40 s: about 29 min per seed,
-#: under 90 min in all. More steps do not fit: 8 steps a stage would take ~3.5 h.
+#: on the 40 held-out problems. FULL_SETTINGS shrink what the recipe measures to what this budget uses: 32
+#: training problems (the recipe's 96 would only make the profile longer: the run draws 8 problems a stage) and
+#: temperature searches on 8 problems x 8 samples a temperature (the recipe: 16). On 2 cores a step takes
+#: ~70 s (the update dominates), an evaluation ~80 s, a search ~1-1.5 min, the profile ~1.5, each stage's
+#: start-up ~40 s: under 90 min in all. More steps do not fit: 8 steps a stage would take ~3.5 h.
 FULL = Budget(seeds=(0, 1, 2), steps_per_stage=2, eval_every=2, eval_limit=None, stages=2)
-FULL_SETTINGS = ("data.tiny.train_size=64",)
+FULL_SETTINGS = ("data.tiny.train_size=32", "temperature_search.problems=8")
 #: A smoke run of the whole bench (does every variant run and get read?), not a comparison: one seed, one
 #: stage of 1 step, 16 held-out problems, and a smaller task and search (QUICK_SETTINGS): under 15 min. Most
 #: of it is fixed cost: each run's processes, engine start-ups, profile and evaluations.
@@ -95,7 +96,7 @@ def variant_recipe(base: RecipeConfig, variant: str, *, seed: int, budget: Budge
 
 #: Variants whose first temperature search is the full recipe's, input for input: the same prepared model,
 #: the same filtered problems, seed, grid, response length and reward (they differ from ``full`` only in how
-#: a batch is filled). They take its result instead of sampling the same 4 x 16 x 8 rollouts again; their
+#: a batch is filled). They take its result instead of sampling the same rollouts again; their
 #: one-off rollouts still count it, as they would pay it run alone.
 SHARES_FULL_SEARCH = ("dapo",)
 

@@ -42,7 +42,10 @@ def test_the_quick_budget_is_one_short_stage():
     assert len(quick.stages) == 1 and quick.stages[0].steps == 1 and quick.train.validation.every_steps == 1
     assert quick.data.tiny.train_size == 32 and quick.train.validation.limit == 16
     assert (quick.temperature_search.problems, quick.temperature_search.n) == (8, 4)
-    assert load_recipe(str(bench.RECIPE), bench.FULL_SETTINGS).data.tiny.train_size == 64
+    full = load_recipe(str(bench.RECIPE), bench.FULL_SETTINGS)
+    drawn = bench.FULL.stages * bench.FULL.steps_per_stage * full.train.batch_prompts  # problems the run trains on
+    assert (full.data.tiny.train_size, drawn) == (32, 16)
+    assert (full.temperature_search.problems, full.temperature_search.n) == (8, 8)
     assert Path(bench.RECIPE).name == "smollm2-cpu.yaml"
 
 
