@@ -69,7 +69,10 @@ def _error_text(error: Mapping[str, Any]) -> str:
     if kind == "value_error":
         return str(error.get("ctx", {}).get("error", error["msg"]))
     if kind == "literal_error":
-        return f"{error['input']!r} is not one of {error['ctx']['expected']}"
+        text = f"{error['input']!r} is not one of {error['ctx']['expected']}"
+        if isinstance(error["input"], bool) and "'off'" in error["ctx"]["expected"]:  # YAML 1.1 reads off/no as false
+            text += " (YAML reads a bare off as false: write 'off' in quotes)"
+        return text
     return f"{_MESSAGES.get(kind, error['msg'])}, got {error['input']!r}" if kind in _MESSAGES else error["msg"]
 
 
