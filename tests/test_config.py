@@ -43,6 +43,8 @@ def test_defaults_are_the_paper_objective():
         ("model:\n  dtype: float8\n", r"model.dtype: 'float8' is not one of"),
         ("train: [1, 2]\n", r"train: expected a mapping"),
         ("name: [unclosed\n", r"not valid YAML"),
+        ("train:\n  engine: {importance_sampling: off}\n",
+         r"importance_sampling: False is not one of .*\(YAML reads a bare off as false: write 'off' in quotes\)"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path, text, message):
