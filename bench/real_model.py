@@ -74,8 +74,8 @@ VARIANTS = ("full", "vanilla", "dapo")  # full first: it makes the seed's profil
 #: on the 40 held-out problems. FULL_SETTINGS shrink what the recipe measures to what this budget uses: 32
 #: training problems (the recipe's 96 would only make the profile longer: the run draws 8 problems a stage) and
 #: temperature searches on 8 problems x 8 samples a temperature (the recipe: 16). On 2 cores a step takes
-#: ~70 s (the update dominates), an evaluation ~80 s, a search ~1-1.5 min, the profile ~1.5, each stage's
-#: start-up ~40 s: under 90 min in all. More steps do not fit: 8 steps a stage would take ~3.5 h.
+#: 39-72 s (the update dominates), an evaluation ~1 min, a search 40-90 s, the profile ~1.5 min, each
+#: stage's start-up ~20 s: 76 min in all, measured. More steps do not fit: 8 steps a stage would take ~2.5 h.
 FULL = Budget(seeds=(0, 1, 2), steps_per_stage=2, eval_every=2, eval_limit=None, stages=2)
 FULL_SETTINGS = ("data.tiny.train_size=32", "temperature_search.problems=8")
 #: A smoke run of the whole bench (does every variant run and get read?), not a comparison: one seed, one
@@ -204,14 +204,16 @@ def gains_over_start(runs: Sequence[Any]) -> str:
 
 
 def format_markdown(stats: dict[str, Any], budget: Budget, command: str, minutes: float, base: dict[int, float],
-                    histograms: dict[int, list[int]], paragraph: str, recipe: RecipeConfig, *, quick: bool = False) -> str:
+                    histograms: dict[int, list[int]], paragraph: str, recipe: RecipeConfig, *, quick: bool = False,
+                    wall: float | None = None) -> str:
     seeds = len(budget.seeds)
     spread = "95% intervals over seeds, paired by seed" if seeds > 1 else "one seed, so no intervals"
     lines = [
         "# A real model on this CPU: SmolLM2-135M-Instruct",
         "",
         f"Command: `{command}` ({budget.name}; the variant runs took {minutes:.0f} min on {machine()}, "
-        "plus the prepared model's evaluation and each run's start-up).",
+        "plus the prepared model's evaluation and each run's start-up"
+        + (f": {wall:.0f} min for the whole command" if wall else "") + ").",
         "",
         *(["**A smoke run of the bench** (does every variant run, and is it read back?): one seed and one step "
            "on 16 problems is not a comparison, and none of its differences is a finding.", ""] if quick else []),
@@ -288,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"real-model{suffix}"
     markdown = format_markdown(stats, budget, command, minutes, base, histograms, paragraph, base_recipe,
-                               quick=args.quick)
+                               quick=args.quick, wall=wall)
     stem.with_suffix(".md").write_text(markdown, encoding="utf-8")
     data = {"command": command, "machine": machine(), "budget": dataclasses.asdict(budget), "minutes": minutes,
             "wall_minutes_this_invocation": wall,
